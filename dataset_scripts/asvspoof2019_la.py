@@ -1,0 +1,140 @@
+"""Convert ASVspoof 2019 LA (train/dev/eval) to a `DatasetDict`.
+
+Source layout (`--root` is the official `LA/` folder, or `sonar-mini/LA`, or the demo corpus' `LA/`):
+
+    ASVspoof2019_LA_{train,dev,eval}/flac/{UTT_ID}.flac
+    ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.train.trn.txt, ...dev.trl.txt, ...eval.trl.txt
+        lines `SPEAKER UTT_ID - SYSTEM LABEL`, SYSTEM `-` for bona fide, LABEL `bonafide` / `spoof`
+    ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt   (optional, for min t-DCF)
+        lines `SPEAKER_OR_SYSTEM KEY SCORE`, KEY `target` / `nontarget` / `spoof`
+
+Output: one split per protocol present (`train`, `dev`, `eval`) with columns `audio` (16 kHz), `label`
+(`bonafide` 0 / `spoof` 1), `utt_id`, `speaker`, `system` (A01-A19, `-` for bona fide). The protocol's third field
+is always `-` in LA and is dropped. With `--asv-scores`, the ASV score files are checked and written next to the
+dataset as `asv_scores/{split}.txt` in the official three-column format (read them back with `read_asv_scores`).
+
+    python dataset_scripts/asvspoof2019_la.py --root ../shared/data/sonar-mini/LA --output data/sonar-mini
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2019_la.py`: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datasets import DatasetDict  # noqa: E402
+
+from dataset_scripts.common import (  # noqa: E402
+    ConversionError,
+    add_common_arguments,
+    build_split,
+    check_missing,
+    list_audio_files,
+    parse_label,
+    read_fields,
+    run_cli,
+)
+
+
+SPLITS = {
+    "train": ("ASVspoof2019_LA_train", "ASVspoof2019.LA.cm.train.trn.txt"),
+    "dev": ("ASVspoof2019_LA_dev", "ASVspoof2019.LA.cm.dev.trl.txt"),
+    "eval": ("ASVspoof2019_LA_eval", "ASVspoof2019.LA.cm.eval.trl.txt"),
+}
+PROTOCOL_DIR = "ASVspoof2019_LA_cm_protocols"
+ASV_SCORES_DIR = "ASVspoof2019_LA_asv_scores"
+ASV_SCORES_FILE = "ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
+ASV_KEYS = ("target", "nontarget", "spoof")
+LABELS = {"bonafide": 0, "spoof": 1}
+
+
+def available_splits(root: str | Path) -> list[str]:
+    """Splits whose CM protocol file exists under `root`."""
+    return [split for split, (_, protocol) in SPLITS.items() if (Path(root) / PROTOCOL_DIR / protocol).is_file()]
+
+
+def build_split_dataset(root: str | Path, split: str, skip_missing: bool = False):
+    """One split: protocol rows joined with `ASVspoof2019_LA_{split}/flac/{UTT_ID}.flac`."""
+    root = Path(root)
+    audio_dir, protocol_name = SPLITS[split]
+    protocol = root / PROTOCOL_DIR / protocol_name
+    columns = {"audio": [], "label": [], "utt_id": [], "speaker": [], "system": []}
+    for line_number, (speaker, utt_id, _, system, label) in enumerate(read_fields(protocol, 5), start=1):
+        columns["label"].append(parse_label(label, LABELS, f"{protocol}, line {line_number}"))
+        columns["utt_id"].append(utt_id)
+        columns["speaker"].append(speaker)
+        columns["system"].append(system)
+    files = list_audio_files([root / audio_dir / "flac"])
+    names = [f"{utt_id}.flac" for utt_id in columns["utt_id"]]
+    mask = check_missing(names, files.__contains__, str(root / audio_dir / "flac"), skip_missing)
+    columns["audio"] = [files.get(name) for name in names]
+    return build_split(columns, mask, (), str(protocol))
+
+
+def build_dataset(
+    root: str | Path, splits: Sequence[str] | None = None, skip_missing: bool = False
+) -> DatasetDict:
+    """Convert the splits present under `root` (or exactly `splits`) without decoding any audio."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConversionError(f"ASVspoof 2019 LA root {root} is not a folder")
+    present = available_splits(root)
+    if splits is None:
+        if not present:
+            expected = ", ".join(f"{PROTOCOL_DIR}/{protocol}" for _, protocol in SPLITS.values())
+            raise ConversionError(f"No ASVspoof 2019 LA protocol under {root}: expected any of {expected}")
+        splits = present
+    for split in splits:
+        if split not in SPLITS:
+            raise ConversionError(f"Unknown split {split!r}; ASVspoof 2019 LA has {list(SPLITS)}")
+        if split not in present:
+            raise ConversionError(f"Split {split!r} has no protocol {root / PROTOCOL_DIR / SPLITS[split][1]}")
+    return DatasetDict({split: build_split_dataset(root, split, skip_missing) for split in splits})
+
+
+def read_asv_scores(path: str | Path) -> list[tuple[str, str, float]]:
+    """Parse an ASV score file into `(speaker_or_system, key, score)` rows, checking keys and numbers."""
+    rows = []
+    for line_number, (name, key, score) in enumerate(read_fields(path, 3), start=1):
+        if key not in ASV_KEYS:
+            raise ConversionError(f"{path}, line {line_number}: unknown ASV key {key!r}; expected one of {ASV_KEYS}")
+        try:
+            rows.append((name, key, float(score)))
+        except ValueError:
+            raise ConversionError(f"{path}, line {line_number}: score {score!r} is not a number") from None
+    return rows
+
+
+def asv_score_files(root: str | Path, splits: Sequence[str]) -> dict[str, str]:
+    """`asv_scores/{split}.txt` contents for the dev/eval splits converted, from the official ASV score files."""
+    files = {}
+    for split in splits:
+        path = Path(root) / ASV_SCORES_DIR / ASV_SCORES_FILE.format(split=split)
+        if split != "train" and path.is_file():
+            rows = read_asv_scores(path)
+            files[f"asv_scores/{split}.txt"] = "".join(f"{name} {key} {score!r}\n" for name, key, score in rows)
+    if not files:
+        raise ConversionError(f"--asv-scores: no {ASV_SCORES_FILE.format(split='{dev,eval}')} in {root / ASV_SCORES_DIR}")
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--splits", nargs="+", choices=list(SPLITS), help="splits to convert (default: all present)")
+    parser.add_argument("--asv-scores", action="store_true",
+                        help="also write the official ASV scores as asv_scores/{split}.txt (for min t-DCF)")
+
+    def extra_files(args):
+        if not args.asv_scores:
+            return {}
+        return asv_score_files(args.root, args.splits or available_splits(args.root))
+
+    return run_cli(parser, lambda args: build_dataset(args.root, args.splits, args.skip_missing), argv, extra_files)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

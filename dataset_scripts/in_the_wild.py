@@ -1,0 +1,80 @@
+"""Convert In-the-Wild (Mueller et al. 2022, https://arxiv.org/abs/2203.16263) to a `DatasetDict`.
+
+Source layout (`--root` is the unpacked `release_in_the_wild/`):
+
+    meta.csv        header `file,speaker,label`, label `bona-fide` / `spoof`, e.g. `0.wav,Alec Guinness,spoof`
+    0.wav ... 31778.wav
+
+Output: one `test` split (the whole set is test data, 31,779 clips) with `audio` (16 kHz, stored as the file path:
+nothing is decoded), `label` (`bonafide` 0 / `spoof` 1), `utt_id` (file name without `.wav`), `speaker` and
+`system` (`-` for bona fide, `unknown` for spoof: the corpus names no generators).
+
+    python dataset_scripts/in_the_wild.py --root /data/release_in_the_wild --output data/in_the_wild
+"""
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+if __package__ in (None, ""):  # run as `python dataset_scripts/in_the_wild.py`: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datasets import DatasetDict  # noqa: E402
+
+from dataset_scripts.common import (  # noqa: E402
+    ConversionError,
+    add_common_arguments,
+    build_split,
+    check_missing,
+    list_audio_files,
+    parse_label,
+    run_cli,
+)
+
+
+LABELS = {"bona-fide": 0, "spoof": 1}
+REQUIRED_COLUMNS = ("file", "speaker", "label")
+
+
+def build_dataset(root: str | Path, skip_missing: bool = False, meta: str | Path | None = None) -> DatasetDict:
+    """Read `meta.csv` and point each row at its wav file; no audio is decoded."""
+    root = Path(root)
+    meta = Path(meta) if meta is not None else root / "meta.csv"
+    if not meta.is_file():
+        raise ConversionError(f"No In-the-Wild meta.csv at {meta}")
+    columns = {"audio": [], "label": [], "utt_id": [], "speaker": [], "system": []}
+    files = []
+    with open(meta, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing_columns = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
+        if missing_columns:
+            raise ConversionError(f"{meta}: header {reader.fieldnames} lacks {missing_columns}")
+        for row in reader:
+            where = f"{meta}, line {reader.line_num}"
+            if None in row or any(row[name] is None for name in REQUIRED_COLUMNS):
+                raise ConversionError(f"{where}: expected {len(reader.fieldnames)} fields: {row}")
+            label = parse_label(row["label"], LABELS, where)
+            files.append(row["file"])
+            columns["label"].append(label)
+            columns["utt_id"].append(Path(row["file"]).stem)
+            columns["speaker"].append(row["speaker"])
+            columns["system"].append("-" if label == 0 else "unknown")
+    if not files:
+        raise ConversionError(f"{meta} has no rows")
+    audio = list_audio_files([meta.parent])
+    mask = check_missing(files, audio.__contains__, str(meta.parent), skip_missing)
+    columns["audio"] = [audio.get(name) for name in files]
+    return DatasetDict({"test": build_split(columns, mask, (), str(meta))})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    return run_cli(parser, lambda args: build_dataset(args.root, args.skip_missing), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+#!/usr/bin/env python
+"""Score a converted dataset with a SONAR model: ASVspoof score file, pooled EER, min t-DCF, EER per condition, plots.
+
+    python evaluate_sonar.py --model outputs/sonar-full --dataset data/asvspoof2021_df --output_dir outputs/eval-21df
+    accelerate launch evaluate_sonar.py --model outputs/sonar-full --dataset data/asvspoof2021_la \
+        --output_dir outputs/eval-21la --asv_scores data/asvspoof2021_la_asv_scores.txt
+
+Writes `OUT/scores.txt` (`UTT_ID SCORE`, the score being the bona fide log-odds as in ASVspoof score files),
+`OUT/summary.json`, `OUT/roc.png` and `OUT/det.png`. Every utterance is the first `max_length` samples, tiled when
+shorter (the paper's protocol). Under `accelerate launch` each process scores its shard of the trials.
+
+Resumable, since ASVspoof 2021 DF alone has 611,829 trials: each process appends to `OUT/scores.part{rank}.txt` batch
+by batch, and a run restarted with the same `--output_dir` skips the utterances already scored.
+"""
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.logging import get_logger
+from datasets import ClassLabel, Dataset, DatasetDict
+from matplotlib.figure import Figure
+from scipy.stats import norm
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoModelForAudioClassification, HfArgumentParser, PreTrainedModel
+
+import modeling_sonar  # noqa: F401  (registers the SONAR Auto classes)
+from modeling_sonar.data import SonarCollator, load_sonar_dataset
+from modeling_sonar.metrics import compute_det_curve, compute_eer, compute_min_tdcf, eer_by_condition
+
+logger = get_logger(__name__)
+
+DEFAULT_SPLITS = ("eval", "test", "validation", "dev")
+DEFAULT_CONDITION_COLUMNS = ("system", "codec", "transmission", "vocoder_type", "source")
+ASV_KEYS = ("target", "nontarget", "spoof")
+SCORE_FILE = "scores.txt"
+PART_FILE_PATTERN = "scores.part*.txt"
+
+
+@dataclass
+class EvaluationArguments:
+    model: str = field(metadata={"help": "Model folder or Hub id."})
+    dataset: str = field(metadata={"help": "Converted dataset: a save_to_disk folder, a parquet folder or a Hub id."})
+    output_dir: str = field(metadata={"help": "Where scores.txt, summary.json, roc.png and det.png are written."})
+    split: str | None = field(
+        default=None,
+        metadata={"help": "Split to score. Default: `eval`, else `test`, `validation` or `dev`, else the only split."},
+    )
+    batch_size: int = field(default=16, metadata={"help": "Utterances per forward pass and process."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding audio, per process."})
+    max_length: int | None = field(
+        default=None, metadata={"help": "Samples scored per utterance. Default: the model config's `max_length`."}
+    )
+    asv_scores: str | None = field(
+        default=None,
+        metadata={
+            "help": "ASV score file, one trial a line with its key (target, nontarget or spoof) in a column and the "
+            "score last, e.g. `SPK KEY SCORE`. Adds the min t-DCF to the summary. For ASVspoof 2021 LA, join "
+            "ASV/ASVTorch_Kaldi/score.txt with the keys of ASV/trial_metadata.txt, eval phase only."
+        },
+    )
+    tdcf_variant: str = field(
+        default="2021", metadata={"help": "t-DCF formula: ASVspoof 2021 or 2019.", "choices": ["2019", "2021"]}
+    )
+    condition_columns: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": f"Columns to report the EER per value of. Default: those of {DEFAULT_CONDITION_COLUMNS} present."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model code of a Hub repository instead of the installed package."}
+    )
+
+
+def parse_args() -> EvaluationArguments:
+    (args,) = HfArgumentParser(EvaluationArguments).parse_args_into_dataclasses()
+    if args.batch_size < 1:
+        raise ValueError(f"--batch_size must be at least 1, got {args.batch_size}")
+    if args.num_workers < 0:
+        raise ValueError(f"--num_workers must be non-negative, got {args.num_workers}")
+    if args.max_length is not None and args.max_length < 1:
+        raise ValueError(f"--max_length must be at least 1, got {args.max_length}")
+    if args.asv_scores is not None and not os.path.isfile(args.asv_scores):
+        raise ValueError(f"--asv_scores {args.asv_scores!r} is not a file")
+    return args
+
+
+def select_split(dataset: Dataset | DatasetDict, split: str | None) -> tuple[Dataset, str | None]:
+    """The split to score: `split` when given, else the first of `DEFAULT_SPLITS` present, else the only one."""
+    if isinstance(dataset, Dataset):
+        return dataset, split or (str(dataset.split) if dataset.split else None)
+    if split is None:
+        split = next((name for name in DEFAULT_SPLITS if name in dataset), None)
+        if split is None and len(dataset) == 1:
+            (split,) = dataset
+    if split not in dataset:
+        raise ValueError(f"Split {split!r} is not in the dataset, which has {sorted(dataset)}: pass --split")
+    return dataset[split], split
+
+
+def read_score_file(path: str | os.PathLike) -> dict[str, str]:
+    """Scores of a `UTT_ID SCORE` file by utterance, kept as written; the first score of a repeated utterance wins.
+
+    A last line without its newline is the trace of a killed run and is dropped: its score may be cut short.
+    """
+    scores = {}
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.endswith("\n"):
+                break
+            fields = line.split()
+            if len(fields) != 2:
+                raise ValueError(f"{path}:{number}: expected `UTT_ID SCORE`, got {line.strip()!r}")
+            scores.setdefault(fields[0], fields[1])
+    return scores
+
+
+def consolidate_scores(output_dir: str | os.PathLike) -> dict[str, str]:
+    """Merge the part files of this and earlier runs into `scores.txt` (atomically), delete them, and return it all."""
+    output_dir = Path(output_dir)
+    score_path = output_dir / SCORE_FILE
+    scores = read_score_file(score_path) if score_path.exists() else {}
+    part_paths = sorted(output_dir.glob(PART_FILE_PATTERN))
+    if not part_paths:
+        return scores
+    for part_path in part_paths:
+        for utt_id, score in read_score_file(part_path).items():
+            scores.setdefault(utt_id, score)
+    temporary_path = score_path.with_suffix(".tmp")
+    temporary_path.write_text("".join(f"{utt_id} {score}\n" for utt_id, score in scores.items()), encoding="utf-8")
+    os.replace(temporary_path, score_path)
+    for part_path in part_paths:
+        part_path.unlink()
+    return scores
+
+
+def read_asv_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Target, nontarget and spoof scores of an ASV score file (key in one column, score in the last).
+
+    Covers the `SPK KEY SCORE` files of ASVspoof 2019 and the six-column files of its revised t-DCF package.
+    """
+    scores = {key: [] for key in ASV_KEYS}
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            key = next((value for value in fields[:-1] if value in scores), None)
+            if key is None:
+                raise ValueError(f"{path}:{number}: no key among {ASV_KEYS} before the score in {line.strip()!r}")
+            scores[key].append(float(fields[-1]))
+    return tuple(np.asarray(scores[key]) for key in ASV_KEYS)
+
+
+@dataclass
+class ScoringCollator:
+    """`SonarCollator` for evaluation, keeping each row's `utt_id` so the scores can be written out."""
+
+    collator: SonarCollator
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor | list[str]]:
+        batch = self.collator(rows)
+        batch["utt_id"] = [row["utt_id"] for row in rows]
+        return batch
+
+
+def get_dataloader(dataset: Dataset, max_length: int, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Batches of `{"input_values", "labels", "utt_id"}` in dataset order, cut or tiled to `max_length` samples."""
+    dataset = dataset.select_columns(["audio", "label", "utt_id"])
+    collator = ScoringCollator(SonarCollator(max_length=max_length, train=False))
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collator)
+
+
+def detection_scores(model: PreTrainedModel, outputs) -> torch.Tensor:
+    """The bona fide log-odds `logits[:, bonafide] - logits[:, spoof]`, taken from `outputs.scores` when there."""
+    scores = getattr(outputs, "scores", None)
+    if scores is not None:
+        return scores
+    label2id = model.config.label2id
+    return outputs.logits[:, label2id["bonafide"]] - outputs.logits[:, label2id["spoof"]]
+
+
+def iter_scores(
+    model: PreTrainedModel, dataloader: DataLoader
+) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """Yield `(utt_ids, scores, labels)` batch by batch on this process; scores are float32 on the model's device."""
+    model.eval()
+    with torch.inference_mode():
+        for batch in dataloader:
+            outputs = model(input_values=batch["input_values"])
+            yield batch["utt_id"], detection_scores(model, outputs).float(), batch["labels"]
+
+
+def score_dataloader(
+    model: PreTrainedModel, dataloader: DataLoader, accelerator: Accelerator
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Score a dataloader on every process and gather `(utt_ids, scores, labels)` of the whole dataset on each.
+
+    The training script's dev EER uses it on a dataloader from `get_dataloader` passed through `accelerator.prepare`.
+    """
+    utt_ids, scores, labels = [], [], []
+    for batch_ids, batch_scores, batch_labels in iter_scores(model, dataloader):
+        utt_ids.extend(accelerator.gather_for_metrics(batch_ids, use_gather_object=True))
+        batch_scores, batch_labels = accelerator.gather_for_metrics((batch_scores, batch_labels))
+        scores.append(batch_scores.cpu().numpy())
+        labels.append(batch_labels.cpu().numpy())
+    return utt_ids, np.concatenate(scores), np.concatenate(labels)
+
+
+def plot_roc_det(
+    bonafide_scores: np.ndarray, spoof_scores: np.ndarray, output_dir: str | os.PathLike, title: str = ""
+) -> tuple[Path, Path]:
+    """Write `roc.png` (bona fide accepted vs. spoof accepted) and `det.png` (miss vs. false alarm, normal-deviate
+    axes as usual in speaker verification), each marking the EER point. Returns the two paths."""
+    frr, far, _ = compute_det_curve(bonafide_scores, spoof_scores)
+    eer, _ = compute_eer(bonafide_scores, spoof_scores)
+    output_dir = Path(output_dir)
+
+    figure = Figure(figsize=(5, 5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(far, 1 - frr, label="ROC")
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    axes.plot(eer, 1 - eer, "o", fillstyle="none", label=f"EER {100 * eer:.2f}%")
+    axes.set(xlabel="Spoof accepted (false alarm rate)", ylabel="Bona fide accepted (1 - miss rate)", title=title)
+    axes.legend(loc="lower right")
+    roc_path = output_dir / "roc.png"
+    figure.savefig(roc_path, dpi=120)
+
+    # probit axes cannot show rates of 0 or 1: clip to half a trial
+    low = 0.5 / max(len(bonafide_scores), len(spoof_scores))
+    ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+    ticks = ticks[ticks >= low]
+    figure = Figure(figsize=(5, 5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.plot(norm.ppf(np.clip(far, low, 1 - low)), norm.ppf(np.clip(frr, low, 1 - low)), label="DET")
+    axes.plot(norm.ppf(max(eer, low)), norm.ppf(max(eer, low)), "o", fillstyle="none", label=f"EER {100 * eer:.2f}%")
+    limits = norm.ppf([ticks[0] if len(ticks) else low, 0.5])
+    axes.set(xlim=limits, ylim=limits, xlabel="False alarm rate (%)", ylabel="Miss rate (%)", title=title)
+    axes.set_xticks(norm.ppf(ticks), [f"{100 * tick:g}" for tick in ticks])
+    axes.set_yticks(norm.ppf(ticks), [f"{100 * tick:g}" for tick in ticks])
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper right")
+    det_path = output_dir / "det.png"
+    figure.savefig(det_path, dpi=120)
+    return roc_path, det_path
+
+
+def summarize(
+    scores: np.ndarray,
+    is_bonafide: np.ndarray,
+    conditions: dict[str, list],
+    asv_scores: str | None = None,
+    tdcf_variant: str = "2021",
+) -> dict:
+    """Pooled EER (percent), its threshold, counts, EER per condition (percent) and, given ASV scores, min t-DCF."""
+    bonafide_scores, spoof_scores = scores[is_bonafide], scores[~is_bonafide]
+    eer, threshold = compute_eer(bonafide_scores, spoof_scores)
+    summary = {
+        "eer": 100 * eer,
+        "eer_threshold": threshold,
+        "num_bonafide": len(bonafide_scores),
+        "num_spoof": len(spoof_scores),
+    }
+    if asv_scores is not None:
+        min_tdcf, _ = compute_min_tdcf(
+            bonafide_scores, spoof_scores, *read_asv_scores(asv_scores), variant=tdcf_variant
+        )
+        summary.update(min_tdcf=min_tdcf, tdcf_variant=tdcf_variant)
+    for column, values in conditions.items():
+        eers = eer_by_condition(scores, np.where(is_bonafide, 0, 1), values)
+        summary[f"eer_by_{column}"] = {value: 100 * value_eer for value, value_eer in eers.items()}
+    return summary
+
+
+def main():
+    args = parse_args()
+    # no collective runs while scoring, so processes may get shards of unequal size instead of padded duplicates
+    accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(even_batches=False))
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+
+    dataset, split = select_split(load_sonar_dataset(args.dataset), args.split)
+    logger.info(f"Scoring split {split!r} of {args.dataset} ({len(dataset)} utterances)")
+    missing = [column for column in ("audio", "label", "utt_id") if column not in dataset.column_names]
+    if missing:
+        raise ValueError(f"The dataset lacks the column(s) {missing}; it has {dataset.column_names}")
+    if args.condition_columns is None:
+        condition_columns = [column for column in DEFAULT_CONDITION_COLUMNS if column in dataset.column_names]
+    else:
+        condition_columns = args.condition_columns
+        unknown = [column for column in condition_columns if column not in dataset.column_names]
+        if unknown:
+            raise ValueError(f"--condition_columns {unknown} not in the dataset, which has {dataset.column_names}")
+    utt_ids = dataset["utt_id"][:]
+    if len(set(utt_ids)) != len(utt_ids):
+        raise ValueError("`utt_id` must be unique: the score file and resuming are keyed by it")
+
+    try:
+        model = AutoModelForAudioClassification.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    except OSError as error:
+        raise ValueError(f"Cannot load a model from {args.model!r}: {error}") from error
+    max_length = args.max_length or model.config.max_length
+
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:
+        consolidate_scores(output_dir)
+    accelerator.wait_for_everyone()
+    score_path = output_dir / SCORE_FILE
+    done = read_score_file(score_path) if score_path.exists() else {}
+    unknown = done.keys() - set(utt_ids)
+    if unknown:
+        raise ValueError(
+            f"{score_path} scores {len(unknown)} utterance(s) not in this split (e.g. {sorted(unknown)[0]!r}), so it "
+            "comes from another dataset: choose another --output_dir"
+        )
+    todo = [index for index, utt_id in enumerate(utt_ids) if utt_id not in done]
+    logger.info(f"Skipping {len(done)} utterance(s) already in {score_path}; {len(todo)} left to score")
+
+    if todo:
+        dataloader = get_dataloader(dataset.select(todo), max_length, args.batch_size, args.num_workers)
+        model = accelerator.prepare_model(model, evaluation_mode=True)
+        dataloader = accelerator.prepare(dataloader)
+        part_path = output_dir / f"scores.part{accelerator.process_index}.txt"
+        progress = tqdm(total=len(dataloader), desc="Scoring", disable=not accelerator.is_local_main_process)
+        with open(part_path, "a", encoding="utf-8") as part_file:
+            for batch_ids, batch_scores, _ in iter_scores(model, dataloader):
+                part_file.write("".join(f"{u} {s:.9g}\n" for u, s in zip(batch_ids, batch_scores.tolist())))
+                part_file.flush()
+                progress.update()
+        progress.close()
+    accelerator.wait_for_everyone()
+
+    if accelerator.is_main_process:
+        scores = consolidate_scores(output_dir)
+        if len(scores) != len(utt_ids):
+            raise RuntimeError(f"{score_path} has {len(scores)} scores for {len(utt_ids)} utterances")
+        score_array = np.array([float(scores[utt_id]) for utt_id in utt_ids])
+        label_feature = dataset.features["label"]
+        bonafide_label = label_feature.str2int("bonafide") if isinstance(label_feature, ClassLabel) else 0
+        is_bonafide = np.asarray(dataset["label"][:]) == bonafide_label
+        conditions = {column: dataset[column][:] for column in condition_columns}
+        summary = summarize(score_array, is_bonafide, conditions, args.asv_scores, args.tdcf_variant)
+        summary.update(model=args.model, dataset=args.dataset, split=split)
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        plot_roc_det(score_array[is_bonafide], score_array[~is_bonafide], output_dir, title=f"{args.dataset} {split}")
+        logger.info(f"EER {summary['eer']:.3f}% on {len(utt_ids)} utterances; wrote {score_path} and summary.json")
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()

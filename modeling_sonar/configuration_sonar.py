@@ -1,0 +1,289 @@
+"""SONAR model configuration"""
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+SONAR_LABELS = ("bonafide", "spoof")
+
+# XLS-R 300M (facebook/wav2vec2-xls-r-300m) as the paper fine-tunes it: last hidden state only, SpecAugment and
+# LayerDrop off.
+XLSR_300M_ENCODER = {
+    "model_type": "wav2vec2",
+    "hidden_size": 1024,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 4096,
+    "feat_extract_norm": "layer",
+    "do_stable_layer_norm": True,
+    "conv_bias": True,
+    "hidden_dropout": 0.1,
+    "attention_dropout": 0.1,
+    "activation_dropout": 0.0,
+    "feat_proj_dropout": 0.1,
+    "layerdrop": 0.0,
+    "apply_spec_augment": False,
+    "mask_time_prob": 0.0,
+}
+
+# Tiny encoder at the sizes of transformers' Wav2Vec2ModelTester, with a 320x stride so that frames match XLS-R's.
+TINY_ENCODER = {
+    "model_type": "wav2vec2",
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "conv_dim": [16, 16, 16],
+    "conv_stride": [5, 8, 8],
+    "conv_kernel": [10, 8, 8],
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+    "feat_extract_norm": "layer",
+    "do_stable_layer_norm": True,
+    "conv_bias": True,
+    "hidden_dropout": 0.0,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "feat_proj_dropout": 0.0,
+    "layerdrop": 0.0,
+    "apply_spec_augment": False,
+    "mask_time_prob": 0.0,
+}
+
+SONAR_PRESETS = {
+    "sonar-full": {"encoder_config": XLSR_300M_ENCODER, "head": "aasist"},
+    "sonar-lite": {"encoder_config": XLSR_300M_ENCODER, "head": "mlp"},
+    "tiny": {
+        "encoder_config": TINY_ENCODER,
+        "num_filters": 4,
+        "aasist_linear_size": 24,
+        "aasist_filters": [[1, 4], [4, 4], [4, 8], [8, 8], [8, 8], [8, 8]],
+        "aasist_gat_dims": [8, 8],
+        "mlp_hidden_size": 16,
+    },
+}
+
+
+class SonarConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`SonarModel`] or [`SonarForAudioClassification`]: SONAR (Spectral-Contrastive Audio Residuals,
+    [arXiv 2511.21325](https://arxiv.org/abs/2511.21325)). The defaults give SONAR-Full on XLS-R 300M as the paper
+    trains it; [`SonarConfig.from_preset`] gives the named variants. Where the paper and the authors' released code
+    differ, a field exposes the choice and defaults to the paper.
+
+    Residual filter bank (noise path):
+
+    num_filters (`int`, *optional*, defaults to 30):
+        Number `M` of value-constrained high-pass filters (the paper's best is 30; its ablations use 1 and 10).
+    filter_length (`int`, *optional*, defaults to 5):
+        Taps per filter (odd, so that each has a centre tap).
+    constraint_mode (`str`, *optional*, defaults to `"projection"`):
+        How the Bayar constraint (centre tap -1, off-centre taps summing to +1) is kept. `"projection"` (the paper)
+        rewrites the weights after every optimiser step through `project_constraint()`; `"forward"` (the released code,
+        which left the projection commented out) uses `w - sum(w)` in the forward pass; `"none"` is the unconstrained
+        ablation.
+    learnable_filters (`bool`, *optional*, defaults to `True`):
+        `False` freezes the bank to fixed SRM kernels ([-1, 1], [1, -2, 1], [-1, 3, -3, 1], [-1, 4, -6, 4, -1] and their
+        shifts), the paper's "non-learnable" ablation.
+
+    Encoders:
+
+    encoder_config (`dict` or `PreTrainedConfig`, *optional*):
+        Config of the audio encoder used for both views; any Hugging Face audio encoder whose output has
+        `last_hidden_state` (wav2vec2, XLS-R, HuBERT, WavLM). Defaults to the XLS-R 300M shape with SpecAugment and
+        LayerDrop off.
+    share_encoders (`bool`, *optional*, defaults to `False`):
+        Tie the content and noise encoders (the paper clones one checkpoint into two separately fine-tuned encoders).
+        With shared weights both views run as one batch.
+    encoder_name_or_path (`str`, *optional*):
+        The checkpoint both encoders were cloned from by [`SonarModel.from_encoder_pretrained`], kept for the model card.
+
+    Fusion:
+
+    fusion_num_heads (`int`, *optional*, defaults to 8):
+        Heads of the one `nn.MultiheadAttention` used in both directions (content->noise, noise->content).
+    fusion_dropout (`float`, *optional*, defaults to 0.0):
+        Attention dropout inside the fusion.
+    fusion_residual (`bool`, *optional*, defaults to `False`):
+        Add a residual connection and LayerNorm around each attention direction: a variant, not the paper's design.
+
+    Head:
+
+    head (`str`, *optional*, defaults to `"aasist"`):
+        `"aasist"` (SONAR-Full: the AASIST graph-attention back-end on the fused frames) or `"mlp"` (SONAR-Lite: a
+        two-layer MLP on the time-averaged content and noise embeddings; the fusion is then not used).
+    aasist_linear_size (`int`, *optional*, defaults to 128):
+        Width of the linear map from the encoder's hidden size into AASIST's 2-D feature map.
+    aasist_filters (`list[list[int]]`, *optional*, defaults to `[[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]`):
+        Input and output channels of AASIST's six residual blocks.
+    aasist_gat_dims (`list[int]`, *optional*, defaults to `[64, 32]`):
+        Node sizes of the graph-attention layers and of the heterogeneous-graph layers.
+    aasist_temperatures (`list[float]`, *optional*, defaults to `[2.0, 2.0, 100.0, 100.0]`):
+        Attention temperatures: spectral GAT, temporal GAT, heterogeneous layers (the fourth is kept for parity with
+        the AASIST config and unused, as in AASIST).
+    aasist_pool_ratios (`list[float]`, *optional*, defaults to `[0.5, 0.5, 0.5, 0.5]`):
+        Fraction of nodes kept by the graph pooling layers: spectral, temporal, heterogeneous.
+    aasist_dropout (`float`, *optional*, defaults to 0.5):
+        Dropout on the 5 * gat_dims[1] readout before the output layer.
+    mlp_hidden_size (`int`, *optional*, defaults to 256):
+        Hidden width of the SONAR-Lite MLP head.
+    mlp_dropout (`float`, *optional*, defaults to 0.1):
+        Dropout inside the SONAR-Lite MLP head.
+
+    Loss:
+
+    lambda_js (`float`, *optional*, defaults to 1.0):
+        Weight of the Jensen-Shannon alignment loss (paper 1.0, best in its ablation; released code 0.8).
+    js_log_base (`float`, *optional*, defaults to 2.0):
+        Logarithm base of the JS divergence: 2 (the paper; JS lies in [0, 1], so the spoof target 1 - JS is reachable)
+        or e (about 2.718, the released code).
+    class_weights (`list[float]`, *optional*):
+        Cross-entropy weights in label-id order (bonafide, spoof). `None` is unweighted; the training script sets
+        them from the training split's priors, and the released code used 0.9 for bona fide and 0.1 for spoof.
+
+    Input and long audio:
+
+    sampling_rate (`int`, *optional*, defaults to 16000):
+        Rate the encoders expect.
+    max_length (`int`, *optional*, defaults to 64600):
+        Samples in one window (about 4.04 s), the paper's input length. Shorter input is tiled (repeated) to it.
+    window_hop_length (`int`, *optional*, defaults to 32300):
+        Hop, in samples, between the windows that score input longer than `max_length`; the last window is aligned to
+        the end of the recording so that no sample is left out.
+    window_aggregation (`str`, *optional*, defaults to `"mean"`):
+        How per-window logits become the recording's logits: `"first"` keeps the first window only (the paper's
+        evaluation protocol, which scores the first 64,600 samples), `"mean"` averages the windows' logits, `"max"`
+        takes the most spoof-like window.
+    window_batch_size (`int`, *optional*, defaults to 16):
+        Windows of long recordings scored per forward pass, which bounds memory on hour-long input.
+    initializer_range (`float`, *optional*, defaults to 0.02):
+        Standard deviation of the normal initialiser of the fusion and head layers.
+
+    Example:
+
+    ```python
+    >>> from modeling_sonar import SonarConfig, SonarForAudioClassification
+
+    >>> # SONAR-Full at XLS-R 300M size, randomly initialised
+    >>> config = SonarConfig.from_preset("sonar-full")
+    >>> model = SonarForAudioClassification(config)
+
+    >>> # the same with both encoders cloned from the pretrained XLS-R checkpoint
+    >>> model = SonarForAudioClassification.from_encoder_pretrained("facebook/wav2vec2-xls-r-300m", config)
+    ```"""
+
+    model_type = "sonar"
+    sub_configs_defaults = {
+        "encoder_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="wav2vec2",
+            init_kwargs={k: v for k, v in XLSR_300M_ENCODER.items() if k != "model_type"},
+        )
+    }
+
+    num_filters: int = 30
+    filter_length: int = 5
+    constraint_mode: str = "projection"
+    learnable_filters: bool = True
+
+    encoder_config: dict | PreTrainedConfig | None = None
+    share_encoders: bool = False
+    encoder_name_or_path: str | None = None
+
+    fusion_num_heads: int = 8
+    fusion_dropout: float = 0.0
+    fusion_residual: bool = False
+
+    head: str = "aasist"
+    aasist_linear_size: int = 128
+    aasist_filters: list[list[int]] | None = None
+    aasist_gat_dims: list[int] | None = None
+    aasist_temperatures: list[float] | None = None
+    aasist_pool_ratios: list[float] | None = None
+    aasist_dropout: float = 0.5
+    mlp_hidden_size: int = 256
+    mlp_dropout: float = 0.1
+
+    lambda_js: float = 1.0
+    js_log_base: float = 2.0
+    class_weights: list[float] | None = None
+
+    sampling_rate: int = 16000
+    max_length: int = 64600
+    window_hop_length: int = 32300
+    window_aggregation: str = "mean"
+    window_batch_size: int = 16
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        self.aasist_filters = self.aasist_filters or [[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]
+        self.aasist_gat_dims = self.aasist_gat_dims or [64, 32]
+        self.aasist_temperatures = self.aasist_temperatures or [2.0, 2.0, 100.0, 100.0]
+        self.aasist_pool_ratios = self.aasist_pool_ratios or [0.5, 0.5, 0.5, 0.5]
+        if self.id2label is None:
+            self.id2label = dict(enumerate(SONAR_LABELS))
+            self.label2id = {label: i for i, label in enumerate(SONAR_LABELS)}
+        super().__post_init__(**kwargs)
+        self._validate()
+
+    def _validate(self):
+        choices = {
+            "constraint_mode": ("projection", "forward", "none"),
+            "head": ("aasist", "mlp"),
+            "window_aggregation": ("first", "mean", "max"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
+        if self.num_filters < 1:
+            raise ValueError(f"`num_filters` must be at least 1, got {self.num_filters}.")
+        if self.filter_length < 3 or self.filter_length % 2 == 0:
+            raise ValueError(f"`filter_length` must be odd and at least 3, got {self.filter_length}.")
+        if self.js_log_base <= 1:
+            raise ValueError(f"`js_log_base` must be greater than 1 (2 or e), got {self.js_log_base}.")
+        if self.class_weights is not None and len(self.class_weights) != len(SONAR_LABELS):
+            raise ValueError(f"`class_weights` needs one weight per label {SONAR_LABELS}, got {self.class_weights}.")
+        if sorted(self.id2label.values()) != sorted(SONAR_LABELS):
+            raise ValueError(f"`id2label` must name exactly the labels {SONAR_LABELS}, got {self.id2label}.")
+        if not 0 < self.window_hop_length <= self.max_length:
+            raise ValueError(
+                f"`window_hop_length` must be in (0, max_length={self.max_length}], got {self.window_hop_length}."
+            )
+        hidden_size = getattr(self.encoder_config, "hidden_size", None)
+        if hidden_size is None:
+            raise ValueError(f"`encoder_config` ({self.encoder_config.model_type}) has no `hidden_size`.")
+        if self.head == "aasist" and hidden_size % self.fusion_num_heads:
+            raise ValueError(
+                f"The encoder's hidden_size ({hidden_size}) must be divisible by `fusion_num_heads` "
+                f"({self.fusion_num_heads})."
+            )
+        if len(self.aasist_filters) != 6 or self.aasist_filters[0][0] != 1:
+            raise ValueError(
+                f"`aasist_filters` must list 6 [in, out] channel pairs starting from 1 input channel, got "
+                f"{self.aasist_filters}."
+            )
+        if len(self.aasist_gat_dims) != 2:
+            raise ValueError(f"`aasist_gat_dims` must hold 2 sizes, got {self.aasist_gat_dims}.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "SonarConfig":
+        """Builds a named variant: `sonar-full`, `sonar-lite` (both at XLS-R 300M size) or `tiny` (tests, CPU runs)."""
+        if name not in SONAR_PRESETS:
+            raise ValueError(f"Unknown SONAR preset {name!r}; choose one of {sorted(SONAR_PRESETS)}.")
+        kwargs = {**SONAR_PRESETS[name], **overrides}
+        encoder = kwargs.get("encoder_config")
+        if isinstance(encoder, dict):
+            encoder = dict(encoder)
+            kwargs["encoder_config"] = AutoConfig.for_model(encoder.pop("model_type"), **encoder)
+        return cls(**kwargs)
+
+    @property
+    def bonafide_id(self) -> int:
+        return self.label2id["bonafide"]
+
+    @property
+    def spoof_id(self) -> int:
+        return self.label2id["spoof"]
+
+
+__all__ = ["SonarConfig", "SONAR_LABELS", "SONAR_PRESETS"]

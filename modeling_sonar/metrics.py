@@ -1,0 +1,231 @@
+"""Detection metrics of SONAR: DET curve, EER, min t-DCF (ASVspoof 2019 and 2021) and EER per condition.
+
+Plain numpy, no torch: these functions judge a model, they are never part of one. `modeling_sonar.py` does not import
+this module, so it never ships with the weights, and score files can be re-scored without loading a model.
+
+Scores follow the ASVspoof convention: higher means more bona fide (SONAR writes the bona fide log-odds). The
+formulas are those of the official ASVspoof evaluation code (`eval_metrics.py` of the 2019 `tDCF_python` package and
+of the 2021 `eval-package`), with one deliberate difference: tied scores form a single operating point (see
+`compute_det_curve`).
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_PSPOOF = 0.05
+
+ASVSPOOF2019_COST_MODEL = {
+    "Pspoof": _PSPOOF,  # prior of a spoofing attack
+    "Ptar": (1 - _PSPOOF) * 0.99,  # prior of a target speaker
+    "Pnon": (1 - _PSPOOF) * 0.01,  # prior of a zero-effort impostor (nontarget)
+    "Cmiss_asv": 1,  # ASV falsely rejects a target
+    "Cfa_asv": 10,  # ASV falsely accepts a nontarget
+    "Cmiss_cm": 1,  # CM falsely rejects a bona fide trial
+    "Cfa_cm": 10,  # CM falsely accepts a spoof
+}
+"""Cost model of the ASVspoof 2019 challenge t-DCF (Kinnunen et al., Odyssey 2018; "legacy" in `tDCF_python_v2`)."""
+
+ASVSPOOF2021_COST_MODEL = {
+    "Pspoof": _PSPOOF,
+    "Ptar": (1 - _PSPOOF) * 0.99,
+    "Pnon": (1 - _PSPOOF) * 0.01,
+    "Cmiss": 1,  # tandem system falsely rejects a target
+    "Cfa": 10,  # tandem system falsely accepts a nontarget
+    "Cfa_spoof": 10,  # tandem system falsely accepts a spoof
+}
+"""Cost model of the ASVspoof 2021 t-DCF (Kinnunen et al., IEEE/ACM TASLP 2020), as in the 2021 eval package."""
+
+
+def _check_scores(name: str, scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.size == 0:
+        raise ValueError(f"`{name}` is empty: every class needs at least one score")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"`{name}` holds {np.count_nonzero(~np.isfinite(scores))} NaN or infinite score(s)")
+    return scores
+
+
+def compute_det_curve(
+    bonafide_scores: Sequence[float] | np.ndarray, spoof_scores: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Miss and false-alarm rates at every operating point, as the official ASVspoof `compute_det_curve`.
+
+    At threshold `t` a trial is accepted as bona fide when its score is above `t`: `frr[i]` is the fraction of bona
+    fide scores `<= thresholds[i]`, `far[i]` the fraction of spoof scores `> thresholds[i]`. The thresholds are the
+    sorted distinct scores, preceded by `min - 0.001` where nothing is rejected. The official code makes one point
+    per trial, so tied scores give points no threshold can reach (all-equal scores would get an EER of 100%); here
+    each distinct score is one point. Without ties the curves are identical.
+
+    Returns:
+        `(frr, far, thresholds)`, each of length (number of distinct scores + 1); `frr` rises from 0 to 1 and `far`
+        falls from 1 to 0.
+    """
+    bonafide_scores = _check_scores("bonafide_scores", bonafide_scores)
+    spoof_scores = _check_scores("spoof_scores", spoof_scores)
+    scores = np.concatenate([bonafide_scores, spoof_scores])
+    is_bonafide = np.concatenate([np.ones(bonafide_scores.size), np.zeros(spoof_scores.size)])
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    bonafide_rejected = np.cumsum(is_bonafide[order])
+    spoof_rejected = np.arange(1, scores.size + 1) - bonafide_rejected
+    # keep the last position of each run of equal scores: a threshold cannot split a tie
+    last_of_tie = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
+    frr = np.concatenate([[0.0], bonafide_rejected[last_of_tie] / bonafide_scores.size])
+    far = np.concatenate([[1.0], (spoof_scores.size - spoof_rejected[last_of_tie]) / spoof_scores.size])
+    thresholds = np.concatenate([[sorted_scores[0] - 0.001], sorted_scores[last_of_tie]])
+    return frr, far, thresholds
+
+
+def compute_eer(
+    bonafide_scores: Sequence[float] | np.ndarray, spoof_scores: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
+    """Equal error rate, as a fraction, and its threshold.
+
+    As in the official ASVspoof `compute_eer`: the operating point where |miss rate - false-alarm rate| is smallest
+    (the first one on ties), reporting the mean of the two rates there.
+    """
+    frr, far, thresholds = compute_det_curve(bonafide_scores, spoof_scores)
+    index = np.argmin(np.abs(frr - far))
+    return float((frr[index] + far[index]) / 2), float(thresholds[index])
+
+
+def _asv_error_rates(
+    asv_target: np.ndarray, asv_nontarget: np.ndarray, asv_spoof: np.ndarray
+) -> tuple[float, float, float]:
+    """ASV false-alarm, miss and spoof false-alarm rates at the ASV EER threshold.
+
+    As the official `obtain_asv_error_rates`, a trial scoring exactly at the threshold is accepted (`>=`).
+    """
+    _, threshold = compute_eer(asv_target, asv_nontarget)
+    pfa_asv = np.mean(asv_nontarget >= threshold)
+    pmiss_asv = np.mean(asv_target < threshold)
+    pfa_spoof_asv = np.mean(asv_spoof >= threshold)
+    return float(pfa_asv), float(pmiss_asv), float(pfa_spoof_asv)
+
+
+def compute_min_tdcf(
+    bonafide_cm: Sequence[float] | np.ndarray,
+    spoof_cm: Sequence[float] | np.ndarray,
+    asv_target: Sequence[float] | np.ndarray,
+    asv_nontarget: Sequence[float] | np.ndarray,
+    asv_spoof: Sequence[float] | np.ndarray,
+    variant: str = "2021",
+    cost_model: dict[str, float] | None = None,
+) -> tuple[float, float]:
+    """Minimum normalised tandem detection cost (t-DCF) of a countermeasure in front of a fixed ASV system.
+
+    The ASV system runs at its own EER threshold (target vs. nontarget scores). Then, over all CM thresholds `s`:
+
+    - `variant="2021"` (ASVspoof 2021, and the revised 2019 package):
+      `t-DCF(s) = C0 + C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by `C0 + min(C1, C2)`, with
+      `C0 = Ptar Cmiss Pmiss_asv + Pnon Cfa Pfa_asv`, `C1 = Ptar Cmiss - C0`, `C2 = Pspoof Cfa_spoof Pfa_spoof_asv`.
+      A perfect CM scores `C0 / (C0 + min(C1, C2))`, the ASV system's own floor.
+    - `variant="2019"` (the ASVspoof 2019 challenge): `t-DCF(s) = C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by
+      `min(C1, C2)`, with `C1 = Ptar (Cmiss_cm - Cmiss_asv Pmiss_asv) - Pnon Cfa_asv Pfa_asv` and
+      `C2 = Cfa_cm Pspoof (1 - Pmiss_spoof_asv)`. A perfect CM scores 0.
+
+    Either way a CM that accepts or rejects everything scores 1, so the minimum is at most 1.
+
+    Args:
+        bonafide_cm, spoof_cm: CM scores of bona fide and spoof trials (higher = more bona fide).
+        asv_target, asv_nontarget, asv_spoof: ASV scores of target, nontarget and spoof trials.
+        variant: `"2021"` or `"2019"`, choosing the formula and its default cost model.
+        cost_model: overrides the default `ASVSPOOF2021_COST_MODEL` / `ASVSPOOF2019_COST_MODEL`, with the same keys.
+
+    Returns:
+        `(min_tdcf, cm_threshold)`: the minimum normalised t-DCF and the CM threshold reaching it.
+    """
+    defaults = {"2019": ASVSPOOF2019_COST_MODEL, "2021": ASVSPOOF2021_COST_MODEL}
+    if str(variant) not in defaults:
+        raise ValueError(f"`variant` must be '2019' or '2021', got {variant!r}")
+    variant = str(variant)
+    cost = dict(defaults[variant] if cost_model is None else cost_model)
+    missing = set(defaults[variant]) - set(cost)
+    if missing:
+        raise ValueError(f"`cost_model` for the {variant} t-DCF lacks {sorted(missing)}")
+    priors = (cost["Ptar"], cost["Pnon"], cost["Pspoof"])
+    if min(priors) < 0 or abs(sum(priors) - 1) > 1e-10:
+        raise ValueError(
+            f"Priors must be non-negative and sum to 1, got Ptar={cost['Ptar']}, Pnon={cost['Pnon']}, "
+            f"Pspoof={cost['Pspoof']}"
+        )
+    pfa_asv, pmiss_asv, pfa_spoof_asv = _asv_error_rates(
+        _check_scores("asv_target", asv_target),
+        _check_scores("asv_nontarget", asv_nontarget),
+        _check_scores("asv_spoof", asv_spoof),
+    )
+    pmiss_cm, pfa_cm, thresholds = compute_det_curve(bonafide_cm, spoof_cm)
+
+    if variant == "2021":
+        c0 = cost["Ptar"] * cost["Cmiss"] * pmiss_asv + cost["Pnon"] * cost["Cfa"] * pfa_asv
+        c1 = cost["Ptar"] * cost["Cmiss"] - c0
+        c2 = cost["Pspoof"] * cost["Cfa_spoof"] * pfa_spoof_asv
+    else:
+        c0 = 0.0
+        c1 = cost["Ptar"] * (cost["Cmiss_cm"] - cost["Cmiss_asv"] * pmiss_asv)
+        c1 -= cost["Pnon"] * cost["Cfa_asv"] * pfa_asv
+        c2 = cost["Cfa_cm"] * cost["Pspoof"] * pfa_spoof_asv  # pfa_spoof_asv = 1 - Pmiss_spoof_asv
+    if min(c0, c1, c2) < 0:
+        raise ValueError(f"t-DCF weights must be non-negative, got C0={c0}, C1={c1}, C2={c2}: check the ASV scores")
+    default_cost = c0 + min(c1, c2)
+    if default_cost == 0:
+        raise ValueError(
+            f"The t-DCF cannot be normalised (C0={c0}, C1={c1}, C2={c2}): the ASV system alone makes no costly error, "
+            "e.g. it rejects every spoof trial"
+        )
+    tdcf = (c0 + c1 * pmiss_cm + c2 * pfa_cm) / default_cost
+    index = np.argmin(tdcf)
+    return float(tdcf[index]), float(thresholds[index])
+
+
+def eer_by_condition(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    conditions: Sequence,
+    bonafide_label: int = 0,
+) -> dict[str, float]:
+    """EER (fraction) per value of a condition column: attack, codec, transmission channel, vocoder...
+
+    A group holding both classes (a codec or channel of ASVspoof 2021) is scored on its own trials. A group holding
+    spoof only (an attack `A07`...) is scored against all bona fide trials of the pooled set, as the ASVspoof
+    per-attack EERs are. A group holding bona fide only (the `-` or `bonafide` system of bona fide trials) has no
+    EER of its own and is left out.
+
+    Args:
+        scores: detection scores, higher = more bona fide.
+        labels: class ids; `bonafide_label` marks bona fide, any other value spoof.
+        conditions: the condition value of each trial; keys of the result are `str(value)`, sorted.
+    """
+    scores = _check_scores("scores", scores)
+    labels = np.asarray(labels).ravel()
+    conditions = np.asarray([str(value) for value in conditions])
+    if not scores.size == labels.size == conditions.size:
+        raise ValueError(
+            f"`scores`, `labels` and `conditions` must have one entry per trial, got {scores.size}, {labels.size} "
+            f"and {conditions.size}"
+        )
+    is_bonafide = labels == bonafide_label
+    all_bonafide = scores[is_bonafide]
+    result = {}
+    for value in np.unique(conditions):
+        in_group = conditions == value
+        group_bonafide = scores[in_group & is_bonafide]
+        group_spoof = scores[in_group & ~is_bonafide]
+        if group_spoof.size == 0:
+            continue
+        reference = group_bonafide if group_bonafide.size else all_bonafide
+        if reference.size == 0:
+            raise ValueError("No bona fide trial to pair with the spoof-only conditions: the set needs both classes")
+        result[str(value)] = compute_eer(reference, group_spoof)[0]
+    return result
+
+
+__all__ = [
+    "ASVSPOOF2019_COST_MODEL",
+    "ASVSPOOF2021_COST_MODEL",
+    "compute_det_curve",
+    "compute_eer",
+    "compute_min_tdcf",
+    "eer_by_condition",
+]

@@ -1,0 +1,473 @@
+"""PyTorch SONAR model: a content and a noise encoder, cross-attention fusion, and an AASIST or MLP head."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from .aasist import SonarAasistHead
+from .configuration_sonar import SonarConfig
+
+
+logger = logging.get_logger(__name__)
+
+# Fixed SRM high-pass kernels for the non-learnable ablation; each also appears at every shift that fits the filter.
+SRM_KERNELS = ([-1.0, 1.0], [1.0, -2.0, 1.0], [-1.0, 3.0, -3.0, 1.0], [-1.0, 4.0, -6.0, 4.0, -1.0])
+
+
+@dataclass
+class SonarModelOutput(ModelOutput):
+    """
+    Args:
+        content_hidden_states (`torch.FloatTensor` of shape `(batch_size, frames, hidden_size)`):
+            Last hidden state of the content encoder on the raw waveform (z_c).
+        noise_hidden_states (`torch.FloatTensor` of shape `(batch_size, frames, hidden_size)`):
+            Last hidden state of the noise encoder on the residual filter bank's output (z_n).
+        fused_hidden_states (`torch.FloatTensor` of shape `(batch_size, frames, hidden_size)`, *optional*):
+            Bidirectional cross-attention fusion of both views; returned when the head is `"aasist"`.
+        noise_waveform (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            What the residual filter bank passes on to the noise encoder.
+    """
+
+    content_hidden_states: torch.FloatTensor | None = None
+    noise_hidden_states: torch.FloatTensor | None = None
+    fused_hidden_states: torch.FloatTensor | None = None
+    noise_waveform: torch.FloatTensor | None = None
+
+
+@dataclass
+class SonarAudioClassifierOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `(1,)`, *optional*):
+            `ce_loss + lambda_js * js_loss`; returned when `labels` is given.
+        logits (`torch.FloatTensor` of shape `(batch_size, 2)`):
+            Recording-level logits in label-id order, windows combined by `config.window_aggregation`.
+        scores (`torch.FloatTensor` of shape `(batch_size,)`):
+            Detection score: the bona fide log-odds `logits[bonafide] - logits[spoof]` (higher = more genuine), as
+            written to ASVspoof score files.
+        js_divergence (`torch.FloatTensor` of shape `(batch_size,)`):
+            Jensen-Shannon divergence between the content and noise views, averaged over frames and windows.
+        ce_loss (`torch.FloatTensor`, *optional*):
+            Weighted cross-entropy part of the loss; returned when `labels` is given.
+        js_loss (`torch.FloatTensor`, *optional*):
+            Jensen-Shannon alignment part of the loss (before `lambda_js`); returned when `labels` is given.
+        window_logits (`torch.FloatTensor` of shape `(batch_size, num_windows, 2)`):
+            Logits of every window of each recording; rows past a recording's own window count are zero.
+        window_mask (`torch.BoolTensor` of shape `(batch_size, num_windows)`):
+            Which rows of `window_logits` are real windows.
+        content_embeddings (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Content view averaged over frames and windows; returned when `output_embeddings=True`.
+        noise_embeddings (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Noise view averaged over frames and windows; returned when `output_embeddings=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    scores: torch.FloatTensor | None = None
+    js_divergence: torch.FloatTensor | None = None
+    ce_loss: torch.FloatTensor | None = None
+    js_loss: torch.FloatTensor | None = None
+    window_logits: torch.FloatTensor | None = None
+    window_mask: torch.BoolTensor | None = None
+    content_embeddings: torch.FloatTensor | None = None
+    noise_embeddings: torch.FloatTensor | None = None
+
+
+def sonar_js_divergence(content: torch.Tensor, noise: torch.Tensor, log_base: float = 2.0) -> torch.Tensor:
+    """
+    Jensen-Shannon divergence between the two views, per utterance.
+
+    Each frame's hidden vector is turned into a distribution over the D feature bins by a softmax;
+    JS(p, q) = KL(p || m) / 2 + KL(q || m) / 2 with m = (p + q) / 2, divided by ln(log_base), then averaged over frames.
+    With log base 2 it lies in [0, 1].
+
+    Args:
+        content, noise (`torch.Tensor` of shape `(batch, frames, hidden)`): the two encoders' last hidden states.
+        log_base (`float`): 2 (the paper) or e (the released code).
+
+    Returns:
+        `torch.Tensor` of shape `(batch,)`, in float32 whatever the input precision.
+    """
+    log_p = F.log_softmax(content.float(), dim=-1)
+    log_q = F.log_softmax(noise.float(), dim=-1)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2.0)
+    js = 0.5 * (log_p.exp() * (log_p - log_m)).sum(-1) + 0.5 * (log_q.exp() * (log_q - log_m)).sum(-1)
+    return js.mean(-1) / math.log(log_base)
+
+
+def sonar_js_loss(js_divergence: torch.Tensor, is_bonafide: torch.Tensor) -> torch.Tensor:
+    """L_JS = y * JS + (1 - y) * (1 - JS), y = 1 for bona fide: pulls real views together and pushes fake ones apart."""
+    y = is_bonafide.to(js_divergence.dtype)
+    return (y * js_divergence + (1 - y) * (1 - js_divergence)).mean()
+
+
+def sonar_windows(waveform: torch.Tensor, window_length: int, hop_length: int) -> torch.Tensor:
+    """
+    Cuts one recording into the windows the model scores.
+
+    Shorter than a window: tiled (repeated) to `window_length`, as the paper pads. Longer: windows every `hop_length`
+    samples, plus one aligned to the end when the hops leave a tail, so every sample is scored.
+
+    Args:
+        waveform (`torch.Tensor` of shape `(samples,)`).
+
+    Returns:
+        `torch.Tensor` of shape `(num_windows, window_length)`.
+    """
+    length = waveform.shape[-1]
+    if length <= window_length:
+        return waveform.repeat(math.ceil(window_length / length))[:window_length].unsqueeze(0)
+    windows = waveform.unfold(0, window_length, hop_length)
+    if (windows.shape[0] - 1) * hop_length + window_length < length:
+        windows = torch.cat([windows, waveform[-window_length:].unsqueeze(0)])
+    return windows
+
+
+def sonar_aggregate_windows(window_logits: torch.Tensor, aggregation: str, bonafide_id: int = 0) -> torch.Tensor:
+    """
+    Combines one recording's window logits `(num_windows, 2)` into `(2,)`: `"first"` (the paper's protocol), `"mean"`
+    of the logits, or `"max"`: the most spoof-like window, the one with the lowest bona fide log-odds.
+    """
+    if aggregation == "first":
+        return window_logits[0]
+    if aggregation == "mean":
+        return window_logits.mean(0)
+    scores = window_logits[:, bonafide_id] - window_logits[:, 1 - bonafide_id]
+    return window_logits[scores.argmin()]
+
+
+class SonarResidualFilterBank(nn.Module):
+    """
+    The residual filter bank (RFE): `M` value-constrained high-pass filters (Conv1d 1 -> M, 'same' padding, no bias),
+    mixed back to one channel by a 1x1 Conv1d, no nonlinearity. Bayar's constraint keeps each filter a residual
+    predictor: centre tap -1, off-centre taps summing to +1, so the filter sums to 0 and removes the content.
+    """
+
+    def __init__(self, config: SonarConfig):
+        super().__init__()
+        self.constraint_mode = config.constraint_mode
+        self.learnable = config.learnable_filters
+        self.centre = config.filter_length // 2
+        self.filters = nn.Parameter(torch.empty(config.num_filters, 1, config.filter_length), requires_grad=self.learnable)
+        self.mix = nn.Parameter(torch.empty(1, config.num_filters, 1))
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        """
+        Learnable bank: N(0, 1), then one projection (the paper). Fixed bank: the SRM kernels in turn. The 1x1 mix
+        starts as PyTorch's Conv1d does, uniform in +-1/sqrt(M).
+        """
+        if self.learnable:
+            init.normal_(self.filters, mean=0.0, std=1.0)
+            self.project_constraint()
+        else:
+            num_filters, _, length = self.filters.shape
+            kernels = [
+                [0.0] * shift + kernel + [0.0] * (length - len(kernel) - shift)
+                for kernel in SRM_KERNELS
+                for shift in range(length - len(kernel) + 1)
+            ]
+            bank = torch.tensor([kernels[i % len(kernels)] for i in range(num_filters)], dtype=self.filters.dtype)
+            init.copy_(self.filters, bank.unsqueeze(1))
+        bound = 1 / math.sqrt(self.mix.shape[1])
+        init.uniform_(self.mix, -bound, bound)
+
+    @torch.no_grad()
+    def project_constraint(self):
+        """
+        Bayar projection, called after every optimiser step: centre tap to 0, divide by the taps' sum (eps 1e-8),
+        centre tap to -1. A no-op unless `constraint_mode == "projection"` and the filters are learnable.
+        """
+        if self.constraint_mode != "projection" or not self.learnable:
+            return
+        self.filters[:, :, self.centre] = 0.0
+        self.filters /= self.filters.sum(dim=-1, keepdim=True) + 1e-8
+        self.filters[:, :, self.centre] = -1.0
+
+    def effective_filters(self) -> torch.Tensor:
+        """The kernels the forward pass applies, `(num_filters, 1, filter_length)`."""
+        if self.constraint_mode == "forward" and self.learnable:
+            return self.filters - self.filters.sum(dim=-1, keepdim=True)
+        return self.filters
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        residuals = F.conv1d(waveform.unsqueeze(1), self.effective_filters(), padding="same")
+        return F.conv1d(residuals, self.mix).squeeze(1)
+
+
+class SonarCrossAttentionFusion(nn.Module):
+    """One multi-head attention used both ways (content -> noise, noise -> content); concat, then Linear(2D -> D)."""
+
+    def __init__(self, config: SonarConfig):
+        super().__init__()
+        hidden_size = config.encoder_config.hidden_size
+        self.attention = nn.MultiheadAttention(
+            hidden_size, config.fusion_num_heads, dropout=config.fusion_dropout, batch_first=True
+        )
+        self.residual = config.fusion_residual
+        self.norm = nn.LayerNorm(hidden_size) if config.fusion_residual else None
+        self.projection = nn.Linear(2 * hidden_size, hidden_size)
+
+    def forward(self, content: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        content_to_noise = self.attention(content, noise, noise, need_weights=False)[0]
+        noise_to_content = self.attention(noise, content, content, need_weights=False)[0]
+        if self.residual:
+            content_to_noise = self.norm(content + content_to_noise)
+            noise_to_content = self.norm(noise + noise_to_content)
+        return self.projection(torch.cat([content_to_noise, noise_to_content], dim=-1))
+
+
+class SonarMlpHead(nn.Module):
+    """SONAR-Lite: mean-pool both views over time, concatenate (2D), two-layer MLP to the logits."""
+
+    def __init__(self, config: SonarConfig):
+        super().__init__()
+        hidden_size = config.encoder_config.hidden_size
+        self.dense = nn.Linear(2 * hidden_size, config.mlp_hidden_size)
+        self.dropout = nn.Dropout(config.mlp_dropout)
+        self.out_proj = nn.Linear(config.mlp_hidden_size, config.num_labels)
+
+    def forward(self, content: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([content.mean(1), noise.mean(1)], dim=-1)
+        return self.out_proj(self.dropout(F.gelu(self.dense(pooled))))
+
+
+class SonarPreTrainedModel(PreTrainedModel):
+    config_class = SonarConfig
+    base_model_prefix = "sonar"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Initialises SONAR's own layers; the encoders are sub-models and initialise (or load) themselves."""
+        if isinstance(module, SonarResidualFilterBank):
+            if not getattr(module.filters, "_is_hf_initialized", False):
+                module.reset_parameters()
+        elif isinstance(module, SonarAasistHead):
+            init.normal_(module.spectral_position)
+            init.normal_(module.master1)
+            init.normal_(module.master2)
+        elif hasattr(module, "att_weight") or hasattr(module, "att_weight11"):
+            for name, param in module.named_parameters(recurse=False):
+                if name.startswith("att_weight"):
+                    init.xavier_normal_(param)
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            init.kaiming_normal_(module.weight, nonlinearity="linear")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
+
+    @classmethod
+    def from_encoder_pretrained(cls, encoder_name_or_path: str, config: SonarConfig | None = None, **kwargs):
+        """
+        Builds SONAR with both encoders cloned from one pretrained encoder checkpoint, the paper's initialisation
+        (online: `facebook/wav2vec2-xls-r-300m`). SpecAugment and LayerDrop are switched off in the encoder config.
+        The filter bank, fusion and head start from their own initialisation. `kwargs` go to the encoder's
+        `from_pretrained` (`cache_dir`, `revision`, `local_files_only`, ...).
+        """
+        encoder = AutoModel.from_pretrained(encoder_name_or_path, **kwargs)
+        encoder_config = encoder.config
+        for name, value in (("layerdrop", 0.0), ("mask_time_prob", 0.0), ("apply_spec_augment", False)):
+            if hasattr(encoder_config, name):
+                setattr(encoder_config, name, value)
+        config = SonarConfig() if config is None else config
+        config.encoder_config = encoder_config
+        config.encoder_name_or_path = str(encoder_name_or_path)
+        model = cls(config)
+        sonar = model.base_model
+        state = encoder.state_dict()
+        sonar.content_encoder.load_state_dict(state)
+        if not config.share_encoders:
+            sonar.noise_encoder.load_state_dict(state)
+        return model
+
+
+class SonarModel(SonarPreTrainedModel):
+    """The two views and their fusion: raw waveform -> content encoder, filter residuals -> noise encoder."""
+
+    def __init__(self, config: SonarConfig):
+        super().__init__(config)
+        self.filter_bank = SonarResidualFilterBank(config)
+        self.content_encoder = AutoModel.from_config(config.encoder_config)
+        self.noise_encoder = self.content_encoder if config.share_encoders else AutoModel.from_config(
+            config.encoder_config
+        )
+        # wav2vec2-family feature encoders force `requires_grad` on their input, which only a leaf tensor allows; the
+        # noise view already carries the filter bank's gradient, so that step is switched off for the noise encoder.
+        feature_encoder = getattr(self.noise_encoder, "feature_extractor", None)
+        if hasattr(feature_encoder, "_requires_grad"):
+            feature_encoder._requires_grad = False
+        self.fusion = SonarCrossAttentionFusion(config) if config.head == "aasist" else None
+        self.post_init()
+
+    def project_constraint(self):
+        """Re-imposes the filter constraint; the training loop calls it after every optimiser step."""
+        self.filter_bank.project_constraint()
+
+    def forward(self, input_values: torch.Tensor, **kwargs) -> SonarModelOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw 16 kHz waveforms of equal length, not normalised (the paper feeds the raw signal).
+        """
+        noise_waveform = self.filter_bank(input_values)
+        if self.config.share_encoders:
+            both = self.content_encoder(torch.cat([input_values, noise_waveform])).last_hidden_state
+            content, noise = both.chunk(2)
+        else:
+            content = self.content_encoder(input_values).last_hidden_state
+            noise = self.noise_encoder(noise_waveform).last_hidden_state
+        fused = self.fusion(content, noise) if self.fusion is not None else None
+        return SonarModelOutput(
+            content_hidden_states=content,
+            noise_hidden_states=noise,
+            fused_hidden_states=fused,
+            noise_waveform=noise_waveform,
+        )
+
+
+class SonarForAudioClassification(SonarPreTrainedModel):
+    """SONAR with its classification head, loss (weighted CE + lambda * JS) and window-by-window long-audio scoring."""
+
+    def __init__(self, config: SonarConfig):
+        super().__init__(config)
+        self.sonar = SonarModel(config)
+        if config.head == "aasist":
+            self.classifier = SonarAasistHead(
+                hidden_size=config.encoder_config.hidden_size,
+                linear_size=config.aasist_linear_size,
+                filters=config.aasist_filters,
+                gat_dims=config.aasist_gat_dims,
+                temperatures=config.aasist_temperatures,
+                pool_ratios=config.aasist_pool_ratios,
+                dropout=config.aasist_dropout,
+                num_labels=config.num_labels,
+            )
+        else:
+            self.classifier = SonarMlpHead(config)
+        self.post_init()
+
+    def project_constraint(self):
+        """Re-imposes the filter constraint; the training loop calls it after every optimiser step."""
+        self.sonar.project_constraint()
+
+    def _windows(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, list]:
+        """Every recording's windows stacked, and how many each recording has."""
+        window, hop = self.config.max_length, self.config.window_hop_length
+        if attention_mask is None and input_values.shape[-1] == window:
+            return input_values, [1] * input_values.shape[0]
+        lengths = (
+            attention_mask.sum(-1).tolist()
+            if attention_mask is not None
+            else [input_values.shape[-1]] * input_values.shape[0]
+        )
+        per_recording = [sonar_windows(wave[: int(n)], window, hop) for wave, n in zip(input_values, lengths)]
+        return torch.cat(per_recording), [w.shape[0] for w in per_recording]
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_embeddings: bool = False,
+        **kwargs,
+    ) -> SonarAudioClassifierOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw 16 kHz waveforms, not normalised. Recordings of `config.max_length` samples are one window each;
+            shorter ones are tiled, longer ones scored window by window (see `config.window_aggregation`).
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 for real samples, 0 for padding, as the feature extractor returns for recordings of unequal length.
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Label ids (`config.label2id`: bonafide, spoof). When given, the loss is computed.
+        output_embeddings (`bool`, *optional*, defaults to `False`):
+            Also return both views' embeddings averaged over frames and windows.
+        """
+        if input_values.ndim != 2:
+            raise ValueError(
+                f"`input_values` must be (batch_size, samples), got shape {tuple(input_values.shape)}; "
+                "use SonarFeatureExtractor to prepare audio."
+            )
+        windows, counts = self._windows(input_values, attention_mask)
+        chunk = self.config.window_batch_size if len(windows) > input_values.shape[0] else len(windows)
+        logits, js, content, noise = [], [], [], []
+        for start in range(0, len(windows), chunk):
+            views = self.sonar(windows[start : start + chunk])
+            head_input = (
+                (views.fused_hidden_states,)
+                if self.config.head == "aasist"
+                else (views.content_hidden_states, views.noise_hidden_states)
+            )
+            logits.append(self.classifier(*head_input))
+            js.append(
+                sonar_js_divergence(views.content_hidden_states, views.noise_hidden_states, self.config.js_log_base)
+            )
+            if output_embeddings:
+                content.append(views.content_hidden_states.mean(1))
+                noise.append(views.noise_hidden_states.mean(1))
+        window_logits = torch.cat(logits)
+        window_js = torch.cat(js)
+
+        if all(count == 1 for count in counts):
+            utterance_logits, js_divergence = window_logits, window_js
+            padded_logits, window_mask = window_logits.unsqueeze(1), window_logits.new_ones(len(counts), 1).bool()
+        else:
+            per_logits = window_logits.split(counts)
+            utterance_logits = torch.stack(
+                [sonar_aggregate_windows(w, self.config.window_aggregation, self.config.bonafide_id) for w in per_logits]
+            )
+            js_divergence = torch.stack([j.mean() for j in window_js.split(counts)])
+            padded_logits = nn.utils.rnn.pad_sequence(list(per_logits), batch_first=True)
+            window_mask = nn.utils.rnn.pad_sequence(
+                [torch.ones(c, dtype=torch.bool, device=window_logits.device) for c in counts], batch_first=True
+            )
+        scores = utterance_logits[:, self.config.bonafide_id] - utterance_logits[:, self.config.spoof_id]
+
+        content_embeddings = noise_embeddings = None
+        if output_embeddings:
+            content_embeddings = torch.stack([c.mean(0) for c in torch.cat(content).split(counts)])
+            noise_embeddings = torch.stack([n.mean(0) for n in torch.cat(noise).split(counts)])
+
+        loss = ce_loss = js_loss = None
+        if labels is not None:
+            weight = (
+                torch.tensor(self.config.class_weights, dtype=utterance_logits.dtype, device=utterance_logits.device)
+                if self.config.class_weights is not None
+                else None
+            )
+            ce_loss = F.cross_entropy(utterance_logits.float(), labels, weight=weight)
+            js_loss = sonar_js_loss(js_divergence, labels == self.config.bonafide_id)
+            loss = ce_loss + self.config.lambda_js * js_loss
+
+        return SonarAudioClassifierOutput(
+            loss=loss,
+            logits=utterance_logits,
+            scores=scores,
+            js_divergence=js_divergence,
+            ce_loss=ce_loss,
+            js_loss=js_loss,
+            window_logits=padded_logits,
+            window_mask=window_mask,
+            content_embeddings=content_embeddings,
+            noise_embeddings=noise_embeddings,
+        )
+
+
+__all__ = [
+    "SonarModel",
+    "SonarForAudioClassification",
+    "SonarPreTrainedModel",
+    "SonarResidualFilterBank",
+    "sonar_js_divergence",
+    "sonar_js_loss",
+    "sonar_windows",
+]

@@ -1,0 +1,212 @@
+"""Tests for modeling_sonar/data.py: decoding, the paper crop, balanced epochs, loading and the collator."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+
+from modeling_sonar.data import (
+    SAMPLING_RATE,
+    SonarCollator,
+    balanced_indices,
+    decode_audio,
+    fix_length,
+    load_sonar_dataset,
+)
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _tone(num_samples: int, rate: int = SAMPLING_RATE, channels: int = 1) -> np.ndarray:
+    t = np.arange(num_samples) / rate
+    mono = 0.5 * np.sin(2 * np.pi * 440 * t)
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+def _encoded(x: np.ndarray, rate: int = SAMPLING_RATE, fmt: str = "FLAC") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, x, rate, format=fmt, subtype="PCM_16")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """Six flac clips of different lengths (2 bona fide, 4 spoof) as a DatasetDict with audio paths."""
+    paths, labels = [], [0, 1, 1, 0, 1, 1]
+    for i, num_samples in enumerate([1000, 3000, 70000, 500, 64600, 2000]):
+        path = tmp_path / f"clip{i}.flac"
+        sf.write(path, _tone(num_samples) * (i + 1) / 10, SAMPLING_RATE, subtype="PCM_16")
+        paths.append(str(path))
+    features = Features({"audio": Audio(sampling_rate=SAMPLING_RATE), "label": ClassLabel(names=["bonafide", "spoof"]),
+                         "utt_id": Value("string")})
+    dataset = Dataset.from_dict({"audio": paths, "label": labels, "utt_id": [f"u{i}" for i in range(6)]}, features)
+    return DatasetDict({"train": dataset, "dev": dataset.select(range(3))})
+
+
+class TestDecodeAudio:
+    def test_path_bytes_and_dict_agree(self, tmp_path):
+        x = _tone(4000)
+        path = tmp_path / "a.flac"
+        path.write_bytes(_encoded(x))
+        from_path = decode_audio(str(path))
+        assert from_path.dtype == np.float32 and from_path.shape == (4000,)
+        np.testing.assert_allclose(from_path, x, atol=1e-4)
+        np.testing.assert_array_equal(decode_audio(path.read_bytes()), from_path)
+        np.testing.assert_array_equal(decode_audio({"bytes": path.read_bytes(), "path": "a.flac"}), from_path)
+        np.testing.assert_array_equal(decode_audio({"bytes": None, "path": str(path)}), from_path)
+
+    def test_stereo_is_averaged(self):
+        x = _tone(1000, channels=2)
+        x[:, 1] = 0
+        np.testing.assert_allclose(decode_audio(_encoded(x, fmt="WAV")), x[:, 0] / 2, atol=1e-4)
+
+    def test_resamples_to_target_rate(self):
+        y = decode_audio(_encoded(_tone(8000, rate=8000), rate=8000, fmt="WAV"))
+        assert y.shape == (16000,) and y.dtype == np.float32
+        assert decode_audio(_encoded(_tone(16000)), sampling_rate=8000).shape == (8000,)
+
+    def test_not_normalised(self):
+        x = 0.01 * _tone(1000)
+        assert np.max(np.abs(decode_audio(_encoded(x, fmt="WAV")))) == pytest.approx(0.005, rel=1e-2)
+
+    def test_undecodable_names_the_file(self, tmp_path):
+        bad = tmp_path / "broken.flac"
+        bad.write_bytes(b"not audio at all")
+        with pytest.raises(ValueError, match="broken.flac"):
+            decode_audio({"bytes": None, "path": str(bad)})
+        with pytest.raises(ValueError, match="No audio"):
+            decode_audio({"bytes": None, "path": None})
+
+    def test_torchcodec_fallback(self, tmp_path, monkeypatch):
+        pytest.importorskip("torchcodec.decoders")
+        path = tmp_path / "a.wav"
+        path.write_bytes(_encoded(_tone(4000), fmt="WAV"))
+        monkeypatch.setattr(sf, "read", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("unsupported")))
+        np.testing.assert_allclose(decode_audio(str(path)), _tone(4000), atol=1e-3)
+
+
+class TestFixLength:
+    def test_first_samples_when_long(self):
+        x = np.arange(100, dtype=np.float32)
+        np.testing.assert_array_equal(fix_length(x, 10), x[:10])
+
+    def test_tiles_when_short(self):
+        np.testing.assert_array_equal(fix_length(np.array([1, 2, 3], dtype=np.float32), 8), [1, 2, 3, 1, 2, 3, 1, 2])
+
+    def test_random_crop_is_a_window_and_seeded(self):
+        x = np.arange(1000, dtype=np.float32)
+        crops = [fix_length(x, 100, random_crop=True, rng=np.random.default_rng(s)) for s in range(10)]
+        for crop in crops:
+            np.testing.assert_array_equal(crop, np.arange(crop[0], crop[0] + 100))
+        assert len({crop[0] for crop in crops}) > 1
+        again = fix_length(x, 100, random_crop=True, rng=np.random.default_rng(3))
+        np.testing.assert_array_equal(again, crops[3])
+
+    def test_empty_is_an_error(self):
+        with pytest.raises(ValueError, match="non-empty"):
+            fix_length(np.zeros(0, dtype=np.float32), 10)
+
+
+class TestBalancedIndices:
+    labels = [0] * 5 + [1] * 20
+
+    def test_all_bonafide_and_as_many_spoof(self):
+        indices = balanced_indices(self.labels, seed=0, epoch=0)
+        assert len(indices) == len(set(indices)) == 10
+        assert sorted(i for i in indices if self.labels[i] == 0) == list(range(5))
+        assert sum(self.labels[i] for i in indices) == 5
+
+    def test_deterministic_and_new_per_epoch(self):
+        assert balanced_indices(self.labels, 1, 0) == balanced_indices(self.labels, 1, 0)
+        spoof = [{i for i in balanced_indices(self.labels, 1, e) if self.labels[i]} for e in range(4)]
+        assert len({frozenset(s) for s in spoof}) > 1
+        assert balanced_indices(self.labels, 1, 0) != balanced_indices(self.labels, 2, 0)
+
+    def test_capped_when_spoof_is_scarce(self):
+        labels = [0] * 6 + [1] * 2
+        assert sorted(balanced_indices(labels, 0, 0)) == list(range(8))
+
+
+class TestLoadSonarDataset:
+    def test_save_to_disk_folder(self, tiny_dataset, tmp_path):
+        tiny_dataset.save_to_disk(str(tmp_path / "saved"))
+        loaded = load_sonar_dataset(str(tmp_path / "saved"))
+        assert set(loaded) == {"train", "dev"} and loaded["train"].num_rows == 6
+        row = loaded["train"][0]
+        assert isinstance(row["audio"], dict) and row["audio"]["bytes"]
+        assert decode_audio(row["audio"]).shape == (1000,)
+        dev = load_sonar_dataset(str(tmp_path / "saved"), split="dev")
+        assert dev.num_rows == 3 and dev.features["audio"].decode is False
+
+    def test_parquet_folder(self, tiny_dataset, tmp_path):
+        (tmp_path / "pq").mkdir()
+        for split, dataset in tiny_dataset.items():
+            dataset.to_parquet(str(tmp_path / "pq" / f"{split}.parquet"))
+        loaded = load_sonar_dataset(str(tmp_path / "pq"))
+        assert loaded["train"].num_rows == 6 and loaded["dev"].num_rows == 3
+        assert loaded["train"].features["audio"] == Audio(sampling_rate=SAMPLING_RATE, decode=False)
+        assert decode_audio(loaded["train"][2]["audio"]).shape == (70000,)
+
+    def test_missing_path_and_split_are_named(self, tiny_dataset, tmp_path):
+        with pytest.raises(ValueError, match="nowhere"):
+            load_sonar_dataset(str(tmp_path / "nowhere"))
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(ValueError, match="empty"):
+            load_sonar_dataset(str(tmp_path / "empty"))
+        tiny_dataset.save_to_disk(str(tmp_path / "saved"))
+        with pytest.raises(ValueError, match="'eval'"):
+            load_sonar_dataset(str(tmp_path / "saved"), split="eval")
+
+
+class TestSonarCollator:
+    def test_eval_batch_is_paper_crop(self, tiny_dataset):
+        dataset = tiny_dataset["train"].cast_column("audio", Audio(decode=False))
+        rows = [dataset[i] for i in range(6)]
+        batch = SonarCollator(max_length=4000)(rows)
+        assert batch["input_values"].shape == (6, 4000) and batch["input_values"].dtype == torch.float32
+        assert batch["labels"].tolist() == [0, 1, 1, 0, 1, 1] and batch["labels"].dtype == torch.long
+        expected = fix_length(decode_audio(rows[3]["audio"]), 4000)
+        np.testing.assert_array_equal(batch["input_values"][3].numpy(), expected)
+        assert torch.equal(SonarCollator(max_length=4000)(rows)["input_values"], batch["input_values"])
+
+    def test_no_labels_without_label_column(self, tiny_dataset):
+        dataset = tiny_dataset["train"].cast_column("audio", Audio(decode=False)).remove_columns("label")
+        assert set(SonarCollator(max_length=100)([dataset[0]])) == {"input_values"}
+
+    def test_train_augments_reproducibly(self, tiny_dataset):
+        dataset = tiny_dataset["train"].cast_column("audio", Audio(decode=False))
+        rows = [dataset[i] for i in range(6)]
+        plain = SonarCollator(max_length=4000)(rows)["input_values"]
+
+        def run():
+            torch.manual_seed(0)
+            collator = SonarCollator(max_length=4000, train=True, random_crop=True, rawboost_algo=4, seed=1)
+            return collator(rows)["input_values"], collator(rows)["input_values"]
+
+        first, second = run()
+        assert first.shape == (6, 4000) and torch.isfinite(first).all()
+        assert not torch.equal(first, plain) and not torch.equal(first, second)
+        replay = run()
+        assert torch.equal(first, replay[0]) and torch.equal(second, replay[1])
+
+    def test_workers_draw_different_augmentations(self, tiny_dataset):
+        dataset = tiny_dataset["train"].cast_column("audio", Audio(decode=False)).select([0, 0, 0, 0])
+        collator = SonarCollator(max_length=2000, train=True, rawboost_algo=3)
+
+        def batches():
+            torch.manual_seed(0)
+            loader = torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=2, collate_fn=collator)
+            return [batch["input_values"] for batch in loader]
+
+        first = batches()
+        assert not torch.equal(first[0], first[1])  # batch 0 and 1 come from different workers
+        assert all(torch.equal(a, b) for a, b in zip(first, batches()))
+
+    def test_rejects_bad_rawboost_algo(self):
+        with pytest.raises(ValueError, match="12"):
+            SonarCollator(rawboost_algo=12)

@@ -1,0 +1,386 @@
+"""Tests for dataset_scripts/: the converters on sonar-mini and on tiny trees built here, bad input, the demo corpus."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from dataset_scripts import asvspoof2019_la, asvspoof2021, folder, in_the_wild, make_demo_corpus  # noqa: E402
+from dataset_scripts.common import LABEL_NAMES, ConversionError, write_dataset  # noqa: E402
+from modeling_sonar.data import decode_audio, load_sonar_dataset  # noqa: E402
+
+
+REPO = Path(__file__).resolve().parents[1]
+SONAR_MINI = REPO.parent / "shared" / "data" / "sonar-mini"
+
+
+def _write_clip(path: Path, num_samples: int = 800) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.full(num_samples, 0.1, dtype=np.float32), 16000, subtype="PCM_16")
+
+
+def _read_protocol(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------ ASVspoof 2019 LA
+
+
+@pytest.fixture
+def la2019(tmp_path):
+    """A tiny official-layout LA tree: train (2 bona fide, 3 spoof) and dev (1 + 1), plus ASV dev scores."""
+    root = tmp_path / "LA"
+    protocols = {
+        "train": ["LA_0079 LA_T_1 - - bonafide", "LA_0079 LA_T_2 - A01 spoof", "LA_0080 LA_T_3 - A02 spoof",
+                  "LA_0080 LA_T_4 - - bonafide", "LA_0081 LA_T_5 - A06 spoof"],
+        "dev": ["LA_0069 LA_D_1 - - bonafide", "LA_0069 LA_D_2 - A03 spoof"],
+    }
+    for split, lines in protocols.items():
+        _, name = asvspoof2019_la.SPLITS[split]
+        (root / "ASVspoof2019_LA_cm_protocols").mkdir(parents=True, exist_ok=True)
+        (root / "ASVspoof2019_LA_cm_protocols" / name).write_text("\n".join(lines) + "\n")
+        for line in lines:
+            _write_clip(root / f"ASVspoof2019_LA_{split}" / "flac" / f"{line.split()[1]}.flac")
+    scores = root / "ASVspoof2019_LA_asv_scores" / "ASVspoof2019.LA.asv.dev.gi.trl.scores.txt"
+    scores.parent.mkdir()
+    scores.write_text("LA_0069 target 1.5\nLA_0069 nontarget -2.25\nA03 spoof -0.5\n")
+    return root
+
+
+def test_2019_la_columns_and_features(la2019):
+    dataset = asvspoof2019_la.build_dataset(la2019)
+    assert set(dataset) == {"train", "dev"}
+    train = dataset["train"]
+    assert train.column_names == ["audio", "label", "utt_id", "speaker", "system"]
+    assert train.features["label"].names == LABEL_NAMES == ["bonafide", "spoof"]
+    assert train.features["audio"].sampling_rate == 16000
+    assert train["label"] == [0, 1, 1, 0, 1]
+    assert train["system"] == ["-", "A01", "A02", "-", "A06"]
+    assert train["speaker"][2] == "LA_0080"
+    row = train.cast_column("audio", train.features["audio"].__class__(decode=False))[1]
+    assert row["audio"]["path"].endswith("ASVspoof2019_LA_train/flac/LA_T_2.flac")
+    assert decode_audio(row["audio"]).shape == (800,)
+
+
+def test_2019_la_missing_files_count_names_and_skip(la2019):
+    for name in ("LA_T_2", "LA_T_5"):
+        (la2019 / "ASVspoof2019_LA_train" / "flac" / f"{name}.flac").unlink()
+    with pytest.raises(ConversionError, match=r"2 of 5 audio files are missing.*LA_T_2\.flac, LA_T_5\.flac.*--skip"):
+        asvspoof2019_la.build_dataset(la2019)
+    dataset = asvspoof2019_la.build_dataset(la2019, skip_missing=True)
+    assert dataset["train"]["utt_id"] == ["LA_T_1", "LA_T_3", "LA_T_4"]
+
+
+def test_2019_la_malformed_line_names_file_and_line(la2019):
+    protocol = la2019 / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.dev.trl.txt"
+    protocol.write_text("LA_0069 LA_D_1 - - bonafide\nLA_0069 LA_D_2 A03 spoof\n")
+    with pytest.raises(ConversionError, match=r"ASVspoof2019\.LA\.cm\.dev\.trl\.txt, line 2: expected 5 fields"):
+        asvspoof2019_la.build_dataset(la2019)
+
+
+def test_2019_la_unknown_label_is_named(la2019):
+    protocol = la2019 / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.dev.trl.txt"
+    protocol.write_text("LA_0069 LA_D_1 - - bona-fide\n")
+    with pytest.raises(ConversionError, match=r"line 1: unknown label 'bona-fide'"):
+        asvspoof2019_la.build_dataset(la2019)
+
+
+def test_2019_la_empty_or_absent_root(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="No ASVspoof 2019 LA protocol under"):
+        asvspoof2019_la.build_dataset(tmp_path / "empty")
+    with pytest.raises(ConversionError, match="is not a folder"):
+        asvspoof2019_la.build_dataset(tmp_path / "absent")
+
+
+def test_2019_la_split_selection(la2019):
+    assert list(asvspoof2019_la.build_dataset(la2019, splits=["dev"])) == ["dev"]
+    with pytest.raises(ConversionError, match="'eval' has no protocol"):
+        asvspoof2019_la.build_dataset(la2019, splits=["eval"])
+
+
+def test_2019_la_cli_writes_dataset_and_asv_scores(la2019, tmp_path, capsys):
+    output = tmp_path / "out"
+    assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output), "--asv-scores"]) == 0
+    assert "train: 5 rows (2 bonafide, 3 spoof)" in capsys.readouterr().out
+    loaded = load_sonar_dataset(str(output))
+    assert loaded["dev"]["utt_id"] == ["LA_D_1", "LA_D_2"]
+    assert decode_audio(loaded["train"][0]["audio"]).shape == (800,)  # bytes embedded: readable without the source
+    rows = asvspoof2019_la.read_asv_scores(output / "asv_scores" / "dev.txt")
+    assert rows == [("LA_0069", "target", 1.5), ("LA_0069", "nontarget", -2.25), ("A03", "spoof", -0.5)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temporary folder left behind
+    # an existing output is kept unless --overwrite
+    assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output), "--overwrite"]) == 0
+    assert not (output / "asv_scores").exists()
+
+
+def test_2019_la_cli_parquet(la2019, tmp_path):
+    output = tmp_path / "pq"
+    assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output), "--format", "parquet"]) == 0
+    assert sorted(p.name for p in output.iterdir()) == ["dev.parquet", "train.parquet"]
+    loaded = load_sonar_dataset(str(output), split="train")
+    assert loaded.num_rows == 5 and loaded.features["label"].names == LABEL_NAMES
+    assert decode_audio(loaded[0]["audio"]).shape == (800,)
+    embedded = tmp_path / "pq_embedded"
+    args = ["--root", str(la2019), "--output", str(embedded), "--format", "parquet", "--embed-audio"]
+    assert asvspoof2019_la.main(args) == 0
+    assert load_sonar_dataset(str(embedded), split="dev")[0]["audio"]["bytes"]
+
+
+def test_2019_la_cli_bad_input_exits_nonzero_with_message(la2019, tmp_path, capsys):
+    (la2019 / "ASVspoof2019_LA_dev" / "flac" / "LA_D_2.flac").unlink()
+    assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(tmp_path / "out")]) == 1
+    assert "1 of 2 audio files are missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_write_leaves_nothing(la2019, tmp_path, monkeypatch):
+    dataset = asvspoof2019_la.build_dataset(la2019)
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(dataset), "save_to_disk", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_dataset(dataset, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+@pytest.mark.skipif(not SONAR_MINI.is_dir(), reason=f"sonar-mini corpus not found at {SONAR_MINI}")
+def test_2019_la_on_sonar_mini_matches_protocols():
+    dataset = asvspoof2019_la.build_dataset(SONAR_MINI / "LA")
+    assert set(dataset) == {"train", "dev"}  # sonar-mini ships no eval split
+    for split, expected_rows in (("train", 1312), ("dev", 386)):
+        protocol = _read_protocol(SONAR_MINI / "LA" / "ASVspoof2019_LA_cm_protocols" / asvspoof2019_la.SPLITS[split][1])
+        converted = dataset[split]
+        assert converted.num_rows == len(protocol) == expected_rows
+        assert converted["utt_id"] == [fields[1] for fields in protocol]
+        assert converted["speaker"] == [fields[0] for fields in protocol]
+        assert converted["system"] == [fields[3] for fields in protocol]
+        assert converted["label"] == [LABEL_NAMES.index(fields[4]) for fields in protocol]
+    assert dataset["train"]["label"].count(0) == 345 and dataset["dev"]["label"].count(0) == 122
+
+
+def test_sonar_mini_absent_is_skipped_with_message():
+    if SONAR_MINI.is_dir():
+        pytest.skip("sonar-mini is present; the skip path applies where it is not")
+    pytest.skip(f"sonar-mini corpus not found at {SONAR_MINI}")
+
+
+# ------------------------------------------------------------------ ASVspoof 2021 LA / DF
+
+LA2021_KEYS = [
+    "LA_0009 LA_E_1 alaw ita_tx A07 spoof notrim eval",
+    "LA_0009 LA_E_2 none loc_tx - bonafide notrim progress",
+    "LA_0010 LA_E_3 g722 sin_tx - bonafide notrim eval",
+    "LA_0010 LA_E_4 opus mad_tx A19 spoof trim hidden_track",
+]
+DF2021_KEYS = [
+    "LA_0043 DF_E_1 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -",
+    "TEF2 DF_E_2 low_m4a vcc2020 Task1-team20 spoof notrim eval neural_vocoder_nonautoregressive Task1 team20 FF E",
+    "LA_0044 DF_E_3 nocodec asvspoof - bonafide notrim progress bonafide - - - -",
+    "LA_0045 DF_E_4 high_ogg vcc2018 - bonafide notrim eval bonafide - - - -",
+]
+
+
+def _make_2021(root: Path, track: str, lines: list[str], parts: bool = False) -> Path:
+    keys = root / f"{track}-keys-full" / "keys" / track / "CM" / "trial_metadata.txt"
+    keys.parent.mkdir(parents=True)
+    keys.write_text("\n".join(lines) + "\n")
+    name = f"ASVspoof2021_{track}_eval"
+    for i, line in enumerate(lines):
+        base = root / f"{name}_part0{i % 2}" / name if parts else root / name
+        _write_clip(base / "flac" / f"{line.split()[1]}.flac")
+    return keys
+
+
+def test_2021_la_columns_and_default_eval_phase(tmp_path):
+    _make_2021(tmp_path, "LA", LA2021_KEYS)
+    evaluation = asvspoof2021.build_dataset(tmp_path, "LA")["eval"]
+    assert evaluation.column_names == ["audio", "label", "utt_id", "speaker", "system", "codec", "transmission",
+                                       "trim", "phase"]
+    assert evaluation["utt_id"] == ["LA_E_1", "LA_E_3"]
+    assert evaluation["label"] == [1, 0] and evaluation["system"] == ["A07", "-"]
+    assert evaluation["codec"] == ["alaw", "g722"] and evaluation["transmission"] == ["ita_tx", "sin_tx"]
+    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="all")["eval"].num_rows == 4
+    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="hidden")["eval"]["utt_id"] == ["LA_E_4"]
+    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="progress")["eval"]["utt_id"] == ["LA_E_2"]
+
+
+def test_2021_df_columns_and_split_parts(tmp_path):
+    _make_2021(tmp_path, "DF", DF2021_KEYS, parts=True)
+    evaluation = asvspoof2021.build_dataset(tmp_path, "DF")["eval"]
+    assert evaluation["utt_id"] == ["DF_E_1", "DF_E_2", "DF_E_4"]
+    assert evaluation["source"] == ["asvspoof", "vcc2020", "vcc2018"]
+    assert evaluation["vocoder_type"] == ["traditional_vocoder", "neural_vocoder_nonautoregressive", "bonafide"]
+    assert evaluation["vcc_task"] == ["-", "Task1", "-"] and evaluation["vcc_language"] == ["-", "E", "-"]
+    assert evaluation["system"][1] == "Task1-team20" and evaluation["label"] == [1, 1, 0]
+
+
+def test_2021_bad_inputs(tmp_path):
+    keys = _make_2021(tmp_path, "LA", LA2021_KEYS)
+    (tmp_path / "ASVspoof2021_LA_eval" / "flac" / "LA_E_3.flac").unlink()
+    with pytest.raises(ConversionError, match=r"1 of 2 audio files are missing.*LA_E_3\.flac"):
+        asvspoof2021.build_dataset(tmp_path, "LA")
+    assert asvspoof2021.build_dataset(tmp_path, "LA", skip_missing=True)["eval"]["utt_id"] == ["LA_E_1"]
+    keys.write_text(LA2021_KEYS[0] + "\nLA_0009 LA_E_2 alaw A07 spoof notrim eval\n")
+    with pytest.raises(ConversionError, match=r"trial_metadata\.txt, line 2: expected 8 fields, got 7"):
+        asvspoof2021.build_dataset(tmp_path, "LA")
+    keys.write_text("LA_0009 LA_E_1 alaw ita_tx A07 fake notrim eval\n")
+    with pytest.raises(ConversionError, match="unknown label 'fake'"):
+        asvspoof2021.build_dataset(tmp_path, "LA")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="No ASVspoof 2021 DF keys"):
+        asvspoof2021.build_dataset(tmp_path / "empty", "DF")
+    keys.write_text("\n".join(LA2021_KEYS) + "\n")
+    with pytest.raises(ConversionError, match="No audio folder"):
+        asvspoof2021.build_dataset(tmp_path / "empty", "LA", keys=keys)
+
+
+def test_2021_cli(tmp_path, capsys):
+    keys = _make_2021(tmp_path / "src", "DF", DF2021_KEYS)
+    args = ["--root", str(tmp_path / "src"), "--track", "DF", "--keys", str(keys), "--output", str(tmp_path / "out")]
+    assert asvspoof2021.main([*args, "--phase", "all"]) == 0
+    assert load_sonar_dataset(str(tmp_path / "out"), split="eval").num_rows == 4
+
+
+# ------------------------------------------------------------------ In-the-Wild
+
+
+def _make_itw(root: Path, rows: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meta.csv").write_text("file,speaker,label\n" + "\n".join(rows) + "\n")
+    for row in rows:
+        _write_clip(root / row.split(",")[0])
+    return root
+
+
+def test_itw_columns(tmp_path):
+    root = _make_itw(tmp_path / "release_in_the_wild",
+                     ["0.wav,Alec Guinness,spoof", "1.wav,Alec Guinness,bona-fide", "2.wav,Barack Obama,spoof"])
+    test = in_the_wild.build_dataset(root)["test"]
+    assert test.column_names == ["audio", "label", "utt_id", "speaker", "system"]
+    assert test["label"] == [1, 0, 1] and test["utt_id"] == ["0", "1", "2"]
+    assert test["speaker"][2] == "Barack Obama" and test["system"] == ["unknown", "-", "unknown"]
+
+
+def test_itw_bad_inputs(tmp_path):
+    root = _make_itw(tmp_path / "itw", ["0.wav,A,spoof", "1.wav,A,bona-fide", "2.wav,B,spoof"])
+    (root / "1.wav").unlink()
+    with pytest.raises(ConversionError, match=r"1 of 3 audio files are missing.*1\.wav"):
+        in_the_wild.build_dataset(root)
+    assert in_the_wild.build_dataset(root, skip_missing=True)["test"]["utt_id"] == ["0", "2"]
+    (root / "meta.csv").write_text("file,speaker,label\n0.wav,A,spoof\n2.wav,B\n")
+    with pytest.raises(ConversionError, match=r"meta\.csv, line 3: expected 3 fields"):
+        in_the_wild.build_dataset(root)
+    (root / "meta.csv").write_text("file,speaker,label\n0.wav,A,bonafide\n")
+    with pytest.raises(ConversionError, match=r"line 2: unknown label 'bonafide'.*bona-fide"):
+        in_the_wild.build_dataset(root)
+    (root / "meta.csv").write_text("file,label\n0.wav,spoof\n")
+    with pytest.raises(ConversionError, match=r"lacks \['speaker'\]"):
+        in_the_wild.build_dataset(root)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="No In-the-Wild meta.csv"):
+        in_the_wild.build_dataset(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ generic folder
+
+
+def test_folder_with_splits_and_extra_columns(tmp_path):
+    for name in ("a.wav", "sub/b.flac", "c.wav"):
+        _write_clip(tmp_path / name)
+    (tmp_path / "metadata.csv").write_text(
+        "file,label,split,speaker,device\na.wav,Real,train,me,phone\nsub/b.flac,fake,train,tts,laptop\n"
+        "c.wav,bonafide,test,you,phone\n"
+    )
+    dataset = folder.build_dataset(tmp_path)
+    assert set(dataset) == {"train", "test"}
+    assert dataset["train"]["label"] == [0, 1] and dataset["train"]["utt_id"] == ["a", "b"]
+    assert dataset["train"]["device"] == ["phone", "laptop"] and dataset["test"]["speaker"] == ["you"]
+    assert dataset["train"]["system"] == ["-", "-"]
+
+
+def test_folder_bad_inputs(tmp_path):
+    _write_clip(tmp_path / "a.wav")
+    (tmp_path / "metadata.csv").write_text("file,label\na.wav,spoof\nmissing.wav,spoof\n")
+    with pytest.raises(ConversionError, match="1 of 2 audio files are missing.*missing.wav"):
+        folder.build_dataset(tmp_path)
+    assert folder.build_dataset(tmp_path, split="eval", skip_missing=True)["eval"].num_rows == 1
+    (tmp_path / "metadata.csv").write_text("file,label\na.wav,maybe\n")
+    with pytest.raises(ConversionError, match="unknown label 'maybe'"):
+        folder.build_dataset(tmp_path)
+    (tmp_path / "metadata.csv").write_text("path,label\na.wav,spoof\n")
+    with pytest.raises(ConversionError, match="needs the columns 'file' and 'label'"):
+        folder.build_dataset(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="No label CSV"):
+        folder.build_dataset(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ scripts run directly
+
+
+@pytest.mark.parametrize("script", ["asvspoof2019_la", "asvspoof2021", "in_the_wild", "folder", "make_demo_corpus"])
+def test_scripts_run_directly_with_help(script):
+    result = subprocess.run([sys.executable, f"dataset_scripts/{script}.py", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--output" in result.stdout
+
+
+def test_script_run_directly_fails_on_empty_root(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run(
+        [sys.executable, "dataset_scripts/in_the_wild.py", "--root", str(tmp_path / "empty"), "--output",
+         str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1 and "No In-the-Wild meta.csv" in result.stderr
+
+
+# ------------------------------------------------------------------ demo corpus
+
+
+@pytest.fixture(scope="module")
+def demo_corpus(tmp_path_factory):
+    return make_demo_corpus.make_demo_corpus(tmp_path_factory.mktemp("demo") / "corpus", seed=0)
+
+
+def test_demo_corpus_layout_and_balance(demo_corpus):
+    dataset = asvspoof2019_la.build_dataset(demo_corpus / "LA")
+    assert set(dataset) == {"train", "dev", "eval"}
+    total = sum(split.num_rows for split in dataset.values())
+    assert 100 <= total <= 300
+    for split in dataset.values():
+        assert set(split["label"]) == {0, 1}
+        assert set(split["system"]) - {"-"} <= set(make_demo_corpus.SYSTEMS)
+    clip = decode_audio(dataset["train"].cast_column("audio", dataset["train"].features["audio"].__class__(
+        decode=False))[0]["audio"])
+    assert 1.5 * 16000 < clip.shape[0] < 5 * 16000 and np.max(np.abs(clip)) <= 1
+
+
+def test_demo_corpus_splits_by_utterance(demo_corpus):
+    with open(demo_corpus / "sources.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    splits_of_utterance = {}
+    for row in rows:
+        splits_of_utterance.setdefault((row["source"], row["offset_s"]), set()).add(row["split"])
+    assert all(len(splits) == 1 for splits in splits_of_utterance.values())
+
+
+def test_demo_corpus_is_idempotent(demo_corpus, capsys):
+    before = sorted(p.stat().st_mtime_ns for p in (demo_corpus / "LA").rglob("*.flac"))
+    assert make_demo_corpus.main(["--output", str(demo_corpus)]) == 0
+    assert "train 140 clips" in capsys.readouterr().out
+    assert sorted(p.stat().st_mtime_ns for p in (demo_corpus / "LA").rglob("*.flac")) == before
