@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataset_scripts.common import write_dataset  # noqa: E402
 from dataset_scripts.in_the_wild import build_dataset  # noqa: E402
-
 
 ITW_ROWS = 31779
 TARGET_S = 30.0
@@ -54,8 +52,10 @@ def main() -> None:
         start = time.perf_counter()
         dataset = build_dataset(release)
         build_s = time.perf_counter() - start
-        print(f"build_dataset: {dataset['test'].num_rows} rows in {build_s:.2f} s "
-              f"({dataset['test'].num_rows / build_s:,.0f} rows/s), audio not decoded")
+        print(
+            f"build_dataset: {dataset['test'].num_rows} rows in {build_s:.2f} s "
+            f"({dataset['test'].num_rows / build_s:,.0f} rows/s), audio not decoded"
+        )
 
         start = time.perf_counter()
         write_dataset(dataset, Path(tmp) / "out")

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-
 if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2019_la.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,7 +36,6 @@ from dataset_scripts.common import (  # noqa: E402
     read_fields,
     run_cli,
 )
-
 
 SPLITS = {
     "train": ("ASVspoof2019_LA_train", "ASVspoof2019.LA.cm.train.trn.txt"),
@@ -74,9 +72,7 @@ def build_split_dataset(root: str | Path, split: str, skip_missing: bool = False
     return build_split(columns, mask, (), str(protocol))
 
 
-def build_dataset(
-    root: str | Path, splits: Sequence[str] | None = None, skip_missing: bool = False
-) -> DatasetDict:
+def build_dataset(root: str | Path, splits: Sequence[str] | None = None, skip_missing: bool = False) -> DatasetDict:
     """Convert the splits present under `root` (or exactly `splits`) without decoding any audio."""
     root = Path(root)
     if not root.is_dir():
@@ -117,7 +113,9 @@ def asv_score_files(root: str | Path, splits: Sequence[str]) -> dict[str, str]:
             rows = read_asv_scores(path)
             files[f"asv_scores/{split}.txt"] = "".join(f"{name} {key} {score!r}\n" for name, key, score in rows)
     if not files:
-        raise ConversionError(f"--asv-scores: no {ASV_SCORES_FILE.format(split='{dev,eval}')} in {root / ASV_SCORES_DIR}")
+        raise ConversionError(
+            f"--asv-scores: no {ASV_SCORES_FILE.format(split='{dev,eval}')} in {root / ASV_SCORES_DIR}"
+        )
     return files
 
 
@@ -125,8 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--splits", nargs="+", choices=list(SPLITS), help="splits to convert (default: all present)")
-    parser.add_argument("--asv-scores", action="store_true",
-                        help="also write the official ASV scores as asv_scores/{split}.txt (for min t-DCF)")
+    parser.add_argument(
+        "--asv-scores",
+        action="store_true",
+        help="also write the official ASV scores as asv_scores/{split}.txt (for min t-DCF)",
+    )
 
     def extra_files(args):
         if not args.asv_scores:

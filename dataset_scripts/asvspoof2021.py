@@ -24,7 +24,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-
 if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2021.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,11 +40,23 @@ from dataset_scripts.common import (  # noqa: E402
     run_cli,
 )
 
-
 KEY_COLUMNS = {
     "LA": ["speaker", "utt_id", "codec", "transmission", "system", "label", "trim", "phase"],
-    "DF": ["speaker", "utt_id", "codec", "source", "system", "label", "trim", "phase", "vocoder_type",
-           "vcc_task", "vcc_team", "vcc_gender_pair", "vcc_language"],
+    "DF": [
+        "speaker",
+        "utt_id",
+        "codec",
+        "source",
+        "system",
+        "label",
+        "trim",
+        "phase",
+        "vocoder_type",
+        "vcc_task",
+        "vcc_team",
+        "vcc_gender_pair",
+        "vcc_language",
+    ],
 }
 PHASES = ("eval", "progress", "hidden", "all")
 LABELS = {"bonafide": 0, "spoof": 1}

@@ -17,7 +17,6 @@ from pathlib import Path
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 from tqdm.auto import tqdm
 
-
 logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16000
@@ -87,7 +86,7 @@ def list_audio_files(folders: Iterable[str | Path]) -> dict[str, str]:
 
 
 def check_missing(wanted: Sequence[str], present: Callable[[str], bool], where: str, skip_missing: bool) -> list[bool]:
-    """Which of `wanted` exist; without `skip_missing`, any missing file is an error giving the count and first names."""
+    """Which of `wanted` exist; without `skip_missing`, a missing file is an error giving the count and first names."""
     mask = [present(name) for name in tqdm(wanted, desc=f"Checking audio in {where}", disable=None, leave=False)]
     missing = [name for name, ok in zip(wanted, mask) if not ok]
     if missing:
@@ -144,7 +143,9 @@ def write_dataset(
         elif output_format == "parquet":
             tmp.mkdir()
             for split, split_dataset in dataset.items():
-                (_embed_audio(split_dataset) if embed_audio else split_dataset).to_parquet(str(tmp / f"{split}.parquet"))
+                (_embed_audio(split_dataset) if embed_audio else split_dataset).to_parquet(
+                    str(tmp / f"{split}.parquet")
+                )
         else:
             raise ValueError(f"output_format must be 'disk' or 'parquet', got {output_format!r}")
         for name, text in (extra_files or {}).items():
@@ -172,8 +173,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags every converter shares: input root, outputs and the bad-input switches."""
     parser.add_argument("--root", required=True, type=Path, help="folder holding the corpus in its official layout")
     parser.add_argument("--output", type=Path, help="output folder (written atomically)")
-    parser.add_argument("--format", choices=["disk", "parquet"], default="disk",
-                        help="disk: save_to_disk, audio embedded (default); parquet: one {split}.parquet per split")
+    parser.add_argument(
+        "--format",
+        choices=["disk", "parquet"],
+        default="disk",
+        help="disk: save_to_disk, audio embedded (default); parquet: one {split}.parquet per split",
+    )
     parser.add_argument("--embed-audio", action="store_true", help="with --format parquet: embed the audio bytes")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also push to this Hub dataset repo (private)")
     parser.add_argument("--public", action="store_true", help="with --push-to-hub: make the repo public")
@@ -202,8 +207,9 @@ def run_cli(
             labels = list(split_dataset["label"])
             print(f"{split}: {len(labels)} rows ({labels.count(0)} bonafide, {len(labels) - labels.count(0)} spoof)")
         if args.output is not None:
-            path = write_dataset(dataset, args.output, args.format, args.num_proc, args.embed_audio, args.overwrite,
-                                 files)
+            path = write_dataset(
+                dataset, args.output, args.format, args.num_proc, args.embed_audio, args.overwrite, files
+            )
             print(f"Wrote {path}")
         if args.push_to_hub is not None:
             push_dataset(dataset, args.push_to_hub, private=not args.public, num_proc=args.num_proc)

@@ -38,7 +38,6 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-
 if __package__ in (None, ""):  # run as `python dataset_scripts/make_demo_corpus.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,7 +48,6 @@ import torchaudio.functional as AF  # noqa: E402
 import torchaudio.transforms as T  # noqa: E402
 
 from modeling_sonar.data import SAMPLING_RATE, decode_audio  # noqa: E402
-
 
 # gradio files that hold speech (cantina.wav and sax.wav are music); speaker ids group recordings of one person
 SOURCES = {
@@ -76,8 +74,9 @@ def _magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
 
 def griffin_lim(x: torch.Tensor, n_fft: int, n_iter: int, momentum: float) -> torch.Tensor:
     """Phase re-estimated from the STFT magnitude alone."""
-    inverse = T.GriffinLim(n_fft=n_fft, hop_length=n_fft // 4, n_iter=n_iter, power=1, momentum=momentum,
-                           length=x.shape[-1])
+    inverse = T.GriffinLim(
+        n_fft=n_fft, hop_length=n_fft // 4, n_iter=n_iter, power=1, momentum=momentum, length=x.shape[-1]
+    )
     return inverse(_magnitude(x, n_fft))
 
 
@@ -153,8 +152,12 @@ def source_utterances() -> list[dict]:
         size = len(waveform) // pieces
         for piece in range(pieces):
             utterances.append(
-                {"waveform": waveform[piece * size : (piece + 1) * size], "speaker": speaker,
-                 "source": path.name, "offset_s": piece * size / SAMPLING_RATE}
+                {
+                    "waveform": waveform[piece * size : (piece + 1) * size],
+                    "speaker": speaker,
+                    "source": path.name,
+                    "offset_s": piece * size / SAMPLING_RATE,
+                }
             )
     return utterances
 

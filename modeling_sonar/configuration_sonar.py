@@ -50,9 +50,17 @@ TINY_ENCODER = {
     "mask_time_prob": 0.0,
 }
 
+# Written into every saved config, so that a saved folder loads with `trust_remote_code=True` through either class.
+SONAR_AUTO_MAP = {
+    "AutoConfig": "configuration_sonar.SonarConfig",
+    "AutoModel": "modeling_sonar.SonarModel",
+    "AutoModelForAudioClassification": "modeling_sonar.SonarForAudioClassification",
+}
+
 SONAR_PRESETS = {
     "sonar-full": {"encoder_config": XLSR_300M_ENCODER, "head": "aasist"},
     "sonar-lite": {"encoder_config": XLSR_300M_ENCODER, "head": "mlp"},
+    "baseline": {"encoder_config": XLSR_300M_ENCODER, "head": "aasist", "noise_branch": False},
     "tiny": {
         "encoder_config": TINY_ENCODER,
         "num_filters": 4,
@@ -70,6 +78,12 @@ class SonarConfig(PreTrainedConfig):
     [arXiv 2511.21325](https://arxiv.org/abs/2511.21325)). The defaults give SONAR-Full on XLS-R 300M as the paper
     trains it; [`SonarConfig.from_preset`] gives the named variants. Where the paper and the authors' released code
     differ, a field exposes the choice and defaults to the paper.
+
+    Views:
+
+    noise_branch (`bool`, *optional*, defaults to `True`):
+        Build the noise path (filter bank, noise encoder, fusion, JS loss). `False` leaves one encoder and the head: the
+        paper's XLS-R + AASIST baseline (Tak et al. 2022), used for the ablation and the convergence benchmark.
 
     Residual filter bank (noise path):
 
@@ -157,7 +171,7 @@ class SonarConfig(PreTrainedConfig):
     window_batch_size (`int`, *optional*, defaults to 16):
         Windows of long recordings scored per forward pass, which bounds memory on hour-long input.
     initializer_range (`float`, *optional*, defaults to 0.02):
-        Standard deviation of the normal initialiser of the fusion and head layers.
+        Standard deviation of the normal initialiser of the fusion's and heads' linear layers.
 
     Example:
 
@@ -181,6 +195,7 @@ class SonarConfig(PreTrainedConfig):
         )
     }
 
+    noise_branch: bool = True
     num_filters: int = 30
     filter_length: int = 5
     constraint_mode: str = "projection"
@@ -224,6 +239,7 @@ class SonarConfig(PreTrainedConfig):
             self.id2label = dict(enumerate(SONAR_LABELS))
             self.label2id = {label: i for i, label in enumerate(SONAR_LABELS)}
         super().__post_init__(**kwargs)
+        self.auto_map = {**SONAR_AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self._validate()
 
     def _validate(self):
@@ -267,7 +283,10 @@ class SonarConfig(PreTrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "SonarConfig":
-        """Builds a named variant: `sonar-full`, `sonar-lite` (both at XLS-R 300M size) or `tiny` (tests, CPU runs)."""
+        """
+        Builds a named variant: `sonar-full`, `sonar-lite`, `baseline` (XLS-R + AASIST, no noise path), all at XLS-R
+        300M size, or `tiny` (test sizes, for CPU runs). `overrides` replace any field, e.g. `head="mlp"`.
+        """
         if name not in SONAR_PRESETS:
             raise ValueError(f"Unknown SONAR preset {name!r}; choose one of {sorted(SONAR_PRESETS)}.")
         kwargs = {**SONAR_PRESETS[name], **overrides}

@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -17,6 +18,8 @@ import torch
 
 from .rawboost import rawboost
 
+if TYPE_CHECKING:
+    import datasets
 
 SAMPLING_RATE = 16000
 
@@ -56,8 +59,9 @@ def decode_audio(audio: dict | str | bytes, sampling_rate: int = SAMPLING_RATE) 
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     try:
-        data, rate = sf.read(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, dtype="float32",
-                             always_2d=True)
+        data, rate = sf.read(
+            io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, dtype="float32", always_2d=True
+        )
     except Exception as sf_error:  # soundfile cannot read this container (e.g. m4a): try FFmpeg through torchcodec
         try:
             data, rate = _decode_with_torchcodec(bytes(source) if isinstance(source, bytearray) else source)
@@ -106,7 +110,7 @@ def _parquet_data_files(folder: str) -> dict[str, list[str]]:
     return data_files
 
 
-def load_sonar_dataset(path_or_id: str, split: str | None = None):
+def load_sonar_dataset(path_or_id: str, split: str | None = None) -> "datasets.DatasetDict | datasets.Dataset":
     """Load a converted dataset: a `save_to_disk` folder, a folder of parquet files, or a Hub dataset id.
 
     The audio column is cast to `Audio(decode=False)`, so rows carry the encoded file and `decode_audio` does the

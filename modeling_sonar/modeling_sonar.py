@@ -10,7 +10,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
-from .aasist import SonarAasistHead
+from .aasist import SonarAasistGraphAttention, SonarAasistHead, SonarAasistHeteroGraphAttention
 from .configuration_sonar import SonarConfig
 
 
@@ -107,26 +107,29 @@ def sonar_js_loss(js_divergence: torch.Tensor, is_bonafide: torch.Tensor) -> tor
     return (y * js_divergence + (1 - y) * (1 - js_divergence)).mean()
 
 
+def sonar_window_starts(num_samples: int, window_length: int, hop_length: int) -> list[int]:
+    """
+    Start sample of every window that scores a recording of `num_samples`: one window (tiled) when it is no longer
+    than `window_length`; otherwise one every `hop_length` samples, plus one aligned to the end when the hops leave a
+    tail, so that every sample is scored.
+    """
+    if num_samples <= window_length:
+        return [0]
+    starts = list(range(0, num_samples - window_length + 1, hop_length))
+    if starts[-1] + window_length < num_samples:
+        starts.append(num_samples - window_length)
+    return starts
+
+
 def sonar_windows(waveform: torch.Tensor, window_length: int, hop_length: int) -> torch.Tensor:
     """
-    Cuts one recording into the windows the model scores.
-
-    Shorter than a window: tiled (repeated) to `window_length`, as the paper pads. Longer: windows every `hop_length`
-    samples, plus one aligned to the end when the hops leave a tail, so every sample is scored.
-
-    Args:
-        waveform (`torch.Tensor` of shape `(samples,)`).
-
-    Returns:
-        `torch.Tensor` of shape `(num_windows, window_length)`.
+    Cuts one recording `(samples,)` into the windows the model scores, `(num_windows, window_length)`, at
+    `sonar_window_starts`. A recording shorter than a window is tiled (repeated) to its length, as the paper pads.
     """
     length = waveform.shape[-1]
     if length <= window_length:
         return waveform.repeat(math.ceil(window_length / length))[:window_length].unsqueeze(0)
-    windows = waveform.unfold(0, window_length, hop_length)
-    if (windows.shape[0] - 1) * hop_length + window_length < length:
-        windows = torch.cat([windows, waveform[-window_length:].unsqueeze(0)])
-    return windows
+    return torch.stack([waveform[s : s + window_length] for s in sonar_window_starts(length, window_length, hop_length)])
 
 
 def sonar_aggregate_windows(window_logits: torch.Tensor, aggregation: str, bonafide_id: int = 0) -> torch.Tensor:
@@ -224,17 +227,17 @@ class SonarCrossAttentionFusion(nn.Module):
 
 
 class SonarMlpHead(nn.Module):
-    """SONAR-Lite: mean-pool both views over time, concatenate (2D), two-layer MLP to the logits."""
+    """SONAR-Lite: mean-pool each view over time, concatenate (2D with both views), two-layer MLP to the logits."""
 
     def __init__(self, config: SonarConfig):
         super().__init__()
-        hidden_size = config.encoder_config.hidden_size
-        self.dense = nn.Linear(2 * hidden_size, config.mlp_hidden_size)
+        num_views = 2 if config.noise_branch else 1
+        self.dense = nn.Linear(num_views * config.encoder_config.hidden_size, config.mlp_hidden_size)
         self.dropout = nn.Dropout(config.mlp_dropout)
         self.out_proj = nn.Linear(config.mlp_hidden_size, config.num_labels)
 
-    def forward(self, content: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([content.mean(1), noise.mean(1)], dim=-1)
+    def forward(self, *views: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([view.mean(1) for view in views], dim=-1)
         return self.out_proj(self.dropout(F.gelu(self.dense(pooled))))
 
 
@@ -248,7 +251,11 @@ class SonarPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """Initialises SONAR's own layers; the encoders are sub-models and initialise (or load) themselves."""
+        """
+        Initialises SONAR's own layers (linear layers from N(0, initializer_range), as in transformers; convolutions
+        He-normal, which trains the AASIST stack fastest); the encoders are sub-models and initialise, or load,
+        themselves.
+        """
         if isinstance(module, SonarResidualFilterBank):
             if not getattr(module.filters, "_is_hf_initialized", False):
                 module.reset_parameters()
@@ -256,10 +263,9 @@ class SonarPreTrainedModel(PreTrainedModel):
             init.normal_(module.spectral_position)
             init.normal_(module.master1)
             init.normal_(module.master2)
-        elif hasattr(module, "att_weight") or hasattr(module, "att_weight11"):
-            for name, param in module.named_parameters(recurse=False):
-                if name.startswith("att_weight"):
-                    init.xavier_normal_(param)
+        elif isinstance(module, (SonarAasistGraphAttention, SonarAasistHeteroGraphAttention)):
+            for param in module.parameters(recurse=False):
+                init.xavier_normal_(param)
         elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
             init.kaiming_normal_(module.weight, nonlinearity="linear")
             if module.bias is not None:
@@ -286,39 +292,57 @@ class SonarPreTrainedModel(PreTrainedModel):
         model = cls(config)
         sonar = model.base_model
         state = encoder.state_dict()
-        sonar.content_encoder.load_state_dict(state)
-        if not config.share_encoders:
-            sonar.noise_encoder.load_state_dict(state)
+        encoders = [sonar.content_encoder]
+        if sonar.noise_encoder is not None and not config.share_encoders:
+            encoders.append(sonar.noise_encoder)
+        for target in encoders:
+            # Only SpecAugment's mask embedding may be left over: it does not exist with masking switched off.
+            missing, _ = target.load_state_dict(state, strict=False)
+            if missing:
+                raise ValueError(f"{encoder_name_or_path} does not hold every encoder weight; missing: {missing[:5]}")
         return model
 
 
 class SonarModel(SonarPreTrainedModel):
-    """The two views and their fusion: raw waveform -> content encoder, filter residuals -> noise encoder."""
+    """
+    The two views and their fusion: raw waveform -> content encoder; filter-bank residuals -> noise encoder. With
+    `config.noise_branch=False` only the content encoder remains (the paper's XLS-R baseline).
+    """
+
+    # Loading the base model from a classification checkpoint leaves the head out on purpose.
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
 
     def __init__(self, config: SonarConfig):
         super().__init__(config)
-        self.filter_bank = SonarResidualFilterBank(config)
         self.content_encoder = AutoModel.from_config(config.encoder_config)
-        self.noise_encoder = self.content_encoder if config.share_encoders else AutoModel.from_config(
-            config.encoder_config
-        )
-        # wav2vec2-family feature encoders force `requires_grad` on their input, which only a leaf tensor allows; the
-        # noise view already carries the filter bank's gradient, so that step is switched off for the noise encoder.
-        feature_encoder = getattr(self.noise_encoder, "feature_extractor", None)
-        if hasattr(feature_encoder, "_requires_grad"):
-            feature_encoder._requires_grad = False
-        self.fusion = SonarCrossAttentionFusion(config) if config.head == "aasist" else None
+        self.filter_bank = self.noise_encoder = self.fusion = None
+        if config.noise_branch:
+            self.filter_bank = SonarResidualFilterBank(config)
+            self.noise_encoder = (
+                self.content_encoder if config.share_encoders else AutoModel.from_config(config.encoder_config)
+            )
+            # wav2vec2-family feature encoders force `requires_grad` on their input, which only a leaf tensor allows;
+            # the noise view already carries the filter bank's gradient, so that step is off for the noise encoder.
+            feature_encoder = getattr(self.noise_encoder, "feature_extractor", None)
+            if hasattr(feature_encoder, "_requires_grad"):
+                feature_encoder._requires_grad = False
+            if config.head == "aasist":
+                self.fusion = SonarCrossAttentionFusion(config)
         self.post_init()
 
     def project_constraint(self):
         """Re-imposes the filter constraint; the training loop calls it after every optimiser step."""
-        self.filter_bank.project_constraint()
+        if self.filter_bank is not None:
+            self.filter_bank.project_constraint()
 
     def forward(self, input_values: torch.Tensor, **kwargs) -> SonarModelOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
             Raw 16 kHz waveforms of equal length, not normalised (the paper feeds the raw signal).
         """
+        if self.filter_bank is None:
+            content = self.content_encoder(input_values).last_hidden_state
+            return SonarModelOutput(content_hidden_states=content)
         noise_waveform = self.filter_bank(input_values)
         if self.config.share_encoders:
             both = self.content_encoder(torch.cat([input_values, noise_waveform])).last_hidden_state
@@ -326,11 +350,10 @@ class SonarModel(SonarPreTrainedModel):
         else:
             content = self.content_encoder(input_values).last_hidden_state
             noise = self.noise_encoder(noise_waveform).last_hidden_state
-        fused = self.fusion(content, noise) if self.fusion is not None else None
         return SonarModelOutput(
             content_hidden_states=content,
             noise_hidden_states=noise,
-            fused_hidden_states=fused,
+            fused_hidden_states=self.fusion(content, noise) if self.fusion is not None else None,
             noise_waveform=noise_waveform,
         )
 
@@ -398,55 +421,50 @@ class SonarForAudioClassification(SonarPreTrainedModel):
                 "use SonarFeatureExtractor to prepare audio."
             )
         windows, counts = self._windows(input_values, attention_mask)
-        chunk = self.config.window_batch_size if len(windows) > input_values.shape[0] else len(windows)
+        chunk = self.config.window_batch_size if len(windows) > len(counts) else len(windows)
         logits, js, content, noise = [], [], [], []
         for start in range(0, len(windows), chunk):
             views = self.sonar(windows[start : start + chunk])
-            head_input = (
-                (views.fused_hidden_states,)
-                if self.config.head == "aasist"
-                else (views.content_hidden_states, views.noise_hidden_states)
-            )
-            logits.append(self.classifier(*head_input))
-            js.append(
-                sonar_js_divergence(views.content_hidden_states, views.noise_hidden_states, self.config.js_log_base)
-            )
+            z_c, z_n = views.content_hidden_states, views.noise_hidden_states
+            if self.config.head == "mlp":
+                logits.append(self.classifier(*(z for z in (z_c, z_n) if z is not None)))
+            else:
+                logits.append(self.classifier(views.fused_hidden_states if z_n is not None else z_c))
+            if z_n is not None:
+                js.append(sonar_js_divergence(z_c, z_n, self.config.js_log_base))
             if output_embeddings:
-                content.append(views.content_hidden_states.mean(1))
-                noise.append(views.noise_hidden_states.mean(1))
+                content.append(z_c.mean(1))
+                noise.append(z_n.mean(1) if z_n is not None else None)
         window_logits = torch.cat(logits)
-        window_js = torch.cat(js)
 
+        per_logits = window_logits.split(counts)
         if all(count == 1 for count in counts):
-            utterance_logits, js_divergence = window_logits, window_js
-            padded_logits, window_mask = window_logits.unsqueeze(1), window_logits.new_ones(len(counts), 1).bool()
+            utterance_logits = window_logits
         else:
-            per_logits = window_logits.split(counts)
-            utterance_logits = torch.stack(
-                [sonar_aggregate_windows(w, self.config.window_aggregation, self.config.bonafide_id) for w in per_logits]
-            )
-            js_divergence = torch.stack([j.mean() for j in window_js.split(counts)])
-            padded_logits = nn.utils.rnn.pad_sequence(list(per_logits), batch_first=True)
-            window_mask = nn.utils.rnn.pad_sequence(
-                [torch.ones(c, dtype=torch.bool, device=window_logits.device) for c in counts], batch_first=True
-            )
+            aggregation, bonafide_id = self.config.window_aggregation, self.config.bonafide_id
+            utterance_logits = torch.stack([sonar_aggregate_windows(w, aggregation, bonafide_id) for w in per_logits])
+        window_mask = nn.utils.rnn.pad_sequence(
+            [torch.ones(c, dtype=torch.bool, device=window_logits.device) for c in counts], batch_first=True
+        )
         scores = utterance_logits[:, self.config.bonafide_id] - utterance_logits[:, self.config.spoof_id]
+        js_divergence = torch.stack([j.mean() for j in torch.cat(js).split(counts)]) if js else None
 
         content_embeddings = noise_embeddings = None
         if output_embeddings:
             content_embeddings = torch.stack([c.mean(0) for c in torch.cat(content).split(counts)])
-            noise_embeddings = torch.stack([n.mean(0) for n in torch.cat(noise).split(counts)])
+            if js:
+                noise_embeddings = torch.stack([n.mean(0) for n in torch.cat(noise).split(counts)])
 
         loss = ce_loss = js_loss = None
         if labels is not None:
-            weight = (
-                torch.tensor(self.config.class_weights, dtype=utterance_logits.dtype, device=utterance_logits.device)
-                if self.config.class_weights is not None
-                else None
-            )
+            weight = None
+            if self.config.class_weights is not None:
+                weight = torch.tensor(self.config.class_weights, device=utterance_logits.device)
             ce_loss = F.cross_entropy(utterance_logits.float(), labels, weight=weight)
-            js_loss = sonar_js_loss(js_divergence, labels == self.config.bonafide_id)
-            loss = ce_loss + self.config.lambda_js * js_loss
+            loss = ce_loss
+            if js_divergence is not None:
+                js_loss = sonar_js_loss(js_divergence, labels == self.config.bonafide_id)
+                loss = ce_loss + self.config.lambda_js * js_loss
 
         return SonarAudioClassifierOutput(
             loss=loss,
@@ -455,7 +473,7 @@ class SonarForAudioClassification(SonarPreTrainedModel):
             js_divergence=js_divergence,
             ce_loss=ce_loss,
             js_loss=js_loss,
-            window_logits=padded_logits,
+            window_logits=nn.utils.rnn.pad_sequence(list(per_logits), batch_first=True),
             window_mask=window_mask,
             content_embeddings=content_embeddings,
             noise_embeddings=noise_embeddings,
@@ -469,5 +487,6 @@ __all__ = [
     "SonarResidualFilterBank",
     "sonar_js_divergence",
     "sonar_js_loss",
+    "sonar_window_starts",
     "sonar_windows",
 ]

@@ -18,7 +18,6 @@ from modeling_sonar.data import (
     load_sonar_dataset,
 )
 
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -42,8 +41,13 @@ def tiny_dataset(tmp_path):
         path = tmp_path / f"clip{i}.flac"
         sf.write(path, _tone(num_samples) * (i + 1) / 10, SAMPLING_RATE, subtype="PCM_16")
         paths.append(str(path))
-    features = Features({"audio": Audio(sampling_rate=SAMPLING_RATE), "label": ClassLabel(names=["bonafide", "spoof"]),
-                         "utt_id": Value("string")})
+    features = Features(
+        {
+            "audio": Audio(sampling_rate=SAMPLING_RATE),
+            "label": ClassLabel(names=["bonafide", "spoof"]),
+            "utt_id": Value("string"),
+        }
+    )
     dataset = Dataset.from_dict({"audio": paths, "label": labels, "utt_id": [f"u{i}" for i in range(6)]}, features)
     return DatasetDict({"train": dataset, "dev": dataset.select(range(3))})
 

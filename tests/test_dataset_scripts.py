@@ -1,4 +1,4 @@
-"""Tests for dataset_scripts/: the converters on sonar-mini and on tiny trees built here, bad input, the demo corpus."""
+"""Tests for dataset_scripts/: converters on sonar-mini and on tiny trees built here, bad input, the demo corpus."""
 
 import csv
 import os
@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dataset_scripts import asvspoof2019_la, asvspoof2021, folder, in_the_wild, make_demo_corpus  # noqa: E402
 from dataset_scripts.common import LABEL_NAMES, ConversionError, write_dataset  # noqa: E402
 from modeling_sonar.data import decode_audio, load_sonar_dataset  # noqa: E402
-
 
 REPO = Path(__file__).resolve().parents[1]
 SONAR_MINI = REPO.parent / "shared" / "data" / "sonar-mini"
@@ -39,8 +37,13 @@ def la2019(tmp_path):
     """A tiny official-layout LA tree: train (2 bona fide, 3 spoof) and dev (1 + 1), plus ASV dev scores."""
     root = tmp_path / "LA"
     protocols = {
-        "train": ["LA_0079 LA_T_1 - - bonafide", "LA_0079 LA_T_2 - A01 spoof", "LA_0080 LA_T_3 - A02 spoof",
-                  "LA_0080 LA_T_4 - - bonafide", "LA_0081 LA_T_5 - A06 spoof"],
+        "train": [
+            "LA_0079 LA_T_1 - - bonafide",
+            "LA_0079 LA_T_2 - A01 spoof",
+            "LA_0080 LA_T_3 - A02 spoof",
+            "LA_0080 LA_T_4 - - bonafide",
+            "LA_0081 LA_T_5 - A06 spoof",
+        ],
         "dev": ["LA_0069 LA_D_1 - - bonafide", "LA_0069 LA_D_2 - A03 spoof"],
     }
     for split, lines in protocols.items():
@@ -53,6 +56,12 @@ def la2019(tmp_path):
     scores.parent.mkdir()
     scores.write_text("LA_0069 target 1.5\nLA_0069 nontarget -2.25\nA03 spoof -0.5\n")
     return root
+
+
+def test_label_names_match_the_model():
+    from modeling_sonar.configuration_sonar import SONAR_LABELS
+
+    assert tuple(LABEL_NAMES) == SONAR_LABELS
 
 
 def test_2019_la_columns_and_features(la2019):
@@ -162,7 +171,9 @@ def test_2019_la_on_sonar_mini_matches_protocols():
     dataset = asvspoof2019_la.build_dataset(SONAR_MINI / "LA")
     assert set(dataset) == {"train", "dev"}  # sonar-mini ships no eval split
     for split, expected_rows in (("train", 1312), ("dev", 386)):
-        protocol = _read_protocol(SONAR_MINI / "LA" / "ASVspoof2019_LA_cm_protocols" / asvspoof2019_la.SPLITS[split][1])
+        protocol = _read_protocol(
+            SONAR_MINI / "LA" / "ASVspoof2019_LA_cm_protocols" / asvspoof2019_la.SPLITS[split][1]
+        )
         converted = dataset[split]
         assert converted.num_rows == len(protocol) == expected_rows
         assert converted["utt_id"] == [fields[1] for fields in protocol]
@@ -170,12 +181,6 @@ def test_2019_la_on_sonar_mini_matches_protocols():
         assert converted["system"] == [fields[3] for fields in protocol]
         assert converted["label"] == [LABEL_NAMES.index(fields[4]) for fields in protocol]
     assert dataset["train"]["label"].count(0) == 345 and dataset["dev"]["label"].count(0) == 122
-
-
-def test_sonar_mini_absent_is_skipped_with_message():
-    if SONAR_MINI.is_dir():
-        pytest.skip("sonar-mini is present; the skip path applies where it is not")
-    pytest.skip(f"sonar-mini corpus not found at {SONAR_MINI}")
 
 
 # ------------------------------------------------------------------ ASVspoof 2021 LA / DF
@@ -208,8 +213,17 @@ def _make_2021(root: Path, track: str, lines: list[str], parts: bool = False) ->
 def test_2021_la_columns_and_default_eval_phase(tmp_path):
     _make_2021(tmp_path, "LA", LA2021_KEYS)
     evaluation = asvspoof2021.build_dataset(tmp_path, "LA")["eval"]
-    assert evaluation.column_names == ["audio", "label", "utt_id", "speaker", "system", "codec", "transmission",
-                                       "trim", "phase"]
+    assert evaluation.column_names == [
+        "audio",
+        "label",
+        "utt_id",
+        "speaker",
+        "system",
+        "codec",
+        "transmission",
+        "trim",
+        "phase",
+    ]
     assert evaluation["utt_id"] == ["LA_E_1", "LA_E_3"]
     assert evaluation["label"] == [1, 0] and evaluation["system"] == ["A07", "-"]
     assert evaluation["codec"] == ["alaw", "g722"] and evaluation["transmission"] == ["ita_tx", "sin_tx"]
@@ -267,8 +281,10 @@ def _make_itw(root: Path, rows: list[str]) -> Path:
 
 
 def test_itw_columns(tmp_path):
-    root = _make_itw(tmp_path / "release_in_the_wild",
-                     ["0.wav,Alec Guinness,spoof", "1.wav,Alec Guinness,bona-fide", "2.wav,Barack Obama,spoof"])
+    root = _make_itw(
+        tmp_path / "release_in_the_wild",
+        ["0.wav,Alec Guinness,spoof", "1.wav,Alec Guinness,bona-fide", "2.wav,Barack Obama,spoof"],
+    )
     test = in_the_wild.build_dataset(root)["test"]
     assert test.column_names == ["audio", "label", "utt_id", "speaker", "system"]
     assert test["label"] == [1, 0, 1] and test["utt_id"] == ["0", "1", "2"]
@@ -334,8 +350,13 @@ def test_folder_bad_inputs(tmp_path):
 
 @pytest.mark.parametrize("script", ["asvspoof2019_la", "asvspoof2021", "in_the_wild", "folder", "make_demo_corpus"])
 def test_scripts_run_directly_with_help(script):
-    result = subprocess.run([sys.executable, f"dataset_scripts/{script}.py", "--help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, f"dataset_scripts/{script}.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "--output" in result.stdout
 
@@ -343,8 +364,18 @@ def test_scripts_run_directly_with_help(script):
 def test_script_run_directly_fails_on_empty_root(tmp_path):
     (tmp_path / "empty").mkdir()
     result = subprocess.run(
-        [sys.executable, "dataset_scripts/in_the_wild.py", "--root", str(tmp_path / "empty"), "--output",
-         str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "dataset_scripts/in_the_wild.py",
+            "--root",
+            str(tmp_path / "empty"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1 and "No In-the-Wild meta.csv" in result.stderr
 
@@ -365,8 +396,9 @@ def test_demo_corpus_layout_and_balance(demo_corpus):
     for split in dataset.values():
         assert set(split["label"]) == {0, 1}
         assert set(split["system"]) - {"-"} <= set(make_demo_corpus.SYSTEMS)
-    clip = decode_audio(dataset["train"].cast_column("audio", dataset["train"].features["audio"].__class__(
-        decode=False))[0]["audio"])
+    clip = decode_audio(
+        dataset["train"].cast_column("audio", dataset["train"].features["audio"].__class__(decode=False))[0]["audio"]
+    )
     assert 1.5 * 16000 < clip.shape[0] < 5 * 16000 and np.max(np.abs(clip)) <= 1
 
 

@@ -34,7 +34,9 @@ def test_shape_dtype_and_finite(algo):
 @pytest.mark.parametrize("algo", [1, 2, 3, 4, 8])
 def test_deterministic_under_seed(algo):
     x = _speechlike()
-    np.testing.assert_array_equal(rawboost(x, algo, np.random.default_rng(7)), rawboost(x, algo, np.random.default_rng(7)))
+    np.testing.assert_array_equal(
+        rawboost(x, algo, np.random.default_rng(7)), rawboost(x, algo, np.random.default_rng(7))
+    )
     assert not np.array_equal(rawboost(x, algo, np.random.default_rng(7)), rawboost(x, algo, np.random.default_rng(8)))
 
 

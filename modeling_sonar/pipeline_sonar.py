@@ -1,0 +1,73 @@
+"""An audio-classification pipeline that also reports SONAR's score and its per-window timeline on long recordings."""
+
+import numpy as np
+import torch
+from transformers import AudioClassificationPipeline
+
+from .modeling_sonar import sonar_window_starts
+
+
+class SonarAudioClassificationPipeline(AudioClassificationPipeline):
+    """
+    The standard `audio-classification` pipeline (files of any format, rate and channel count are decoded and
+    resampled by FFmpeg), plus multi-channel arrays averaged to mono and, with `return_timeline=True`, a richer result:
+
+    `{"labels": [{"label", "score"}, ...], "score": bona fide log-odds, "js_divergence": float,
+    "timeline": [{"start_s", "end_s", "spoof_probability"}, ...]}`
+
+    ```python
+    >>> from transformers import pipeline
+    >>> from modeling_sonar.pipeline_sonar import SonarAudioClassificationPipeline
+    >>> detector = pipeline("audio-classification", model="org/sonar-xlsr", pipeline_class=SonarAudioClassificationPipeline)
+    >>> detector("interview.mp3", return_timeline=True)["timeline"][:2]
+    ```
+    """
+
+    def _sanitize_parameters(self, top_k=None, function_to_apply=None, return_timeline=None, **kwargs):
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(
+            top_k=top_k, function_to_apply=function_to_apply, **kwargs
+        )
+        if return_timeline is not None:
+            postprocess_params["return_timeline"] = return_timeline
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, inputs):
+        if isinstance(inputs, dict) and ("raw" in inputs or "array" in inputs):
+            key = "raw" if "raw" in inputs else "array"
+            array = np.asarray(inputs[key].cpu() if isinstance(inputs[key], torch.Tensor) else inputs[key])
+            if array.ndim == 2:
+                channel_axis = 0 if array.shape[0] < array.shape[1] else 1
+                inputs = {**inputs, key: array.mean(axis=channel_axis).astype(np.float32)}
+        processed = super().preprocess(inputs)
+        processed["num_samples"] = processed["input_values"].shape[-1]
+        return processed
+
+    def _forward(self, model_inputs):
+        num_samples = model_inputs.pop("num_samples")
+        outputs = self.model(**model_inputs)
+        outputs["num_samples"] = num_samples
+        return outputs
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None, return_timeline=False):
+        labels = super().postprocess(model_outputs, top_k=top_k, function_to_apply=function_to_apply)
+        if not return_timeline:
+            return labels
+        config = self.model.config
+        rate = config.sampling_rate
+        starts = sonar_window_starts(model_outputs["num_samples"], config.max_length, config.window_hop_length)
+        spoof = model_outputs["window_logits"][0, : len(starts)].float().softmax(-1)[:, config.spoof_id]
+        window_s = min(config.max_length, model_outputs["num_samples"]) / rate
+        return {
+            "labels": labels,
+            "score": float(model_outputs["scores"][0]),
+            "js_divergence": float(model_outputs["js_divergence"][0])
+            if model_outputs.get("js_divergence") is not None
+            else None,
+            "timeline": [
+                {"start_s": start / rate, "end_s": start / rate + window_s, "spoof_probability": float(p)}
+                for start, p in zip(starts, spoof)
+            ],
+        }
+
+
+__all__ = ["SonarAudioClassificationPipeline"]

@@ -1,0 +1,261 @@
+"""SONAR deepfake speech detector: a Gradio demo that says whether a clip is real or generated, and shows why.
+
+    SONAR_MODEL=outputs/tiny_demo/model python space/app.py      # http://127.0.0.1:7860 (GRADIO_SERVER_PORT)
+
+`SONAR_MODEL` is a Hub id or a folder written by `save_pretrained`; the model's own code comes with it
+(`trust_remote_code=True`), so this folder deploys as a Space without the `modeling_sonar` package. API clients call
+`/predict` with one audio file and get the verdict as JSON (see README.md).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from matplotlib.figure import Figure
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+SPACE_DIR = Path(__file__).resolve().parent
+# The project's CPU quick start writes its Hub-ready model folder here (relative to the repository root).
+DEFAULT_MODEL = SPACE_DIR.parent / "outputs" / "tiny_demo" / "model"
+MODEL_ID = os.environ.get("SONAR_MODEL", str(DEFAULT_MODEL))
+MAX_DURATION_S = float(os.environ.get("SONAR_MAX_DURATION_S", 300))
+MAX_FILE_MB = float(os.environ.get("SONAR_MAX_FILE_MB", 20))
+CONCURRENCY_LIMIT = int(os.environ.get("SONAR_CONCURRENCY_LIMIT", 2))
+QUEUE_MAX_SIZE = int(os.environ.get("SONAR_QUEUE_MAX_SIZE", 64))
+VIEW_MAX_S = 30  # spectrograms and the noise view show at most this much audio, to keep them light
+EXAMPLES = sorted(str(path) for path in (SPACE_DIR / "examples").glob("*.flac"))
+DISPLAY_NAMES = {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}
+BANDS_HZ = ((4000, 8000), (0, 4000))  # top panel first
+N_FFT, HOP_LENGTH = 512, 160
+HOW_TO_GET_A_MODEL = (
+    "Set `SONAR_MODEL` to a Hub model id or to a folder saved with `save_pretrained` (config.json, "
+    "preprocessor_config.json, model.safetensors and the model's code), or run the CPU quick start in the project's "
+    "README, which writes `outputs/tiny_demo/model`."
+)
+
+
+def load_model(model_id: str) -> tuple:
+    """The model and feature extractor, or `None`s and the reason, so that the page can still say what to do."""
+    try:
+        model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
+        feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
+    except (OSError, ValueError) as error:
+        return None, None, f"No SONAR model could be loaded from `{model_id}` ({error}). {HOW_TO_GET_A_MODEL}"
+    return model, feature_extractor, None
+
+
+MODEL, FEATURE_EXTRACTOR, MODEL_ERROR = load_model(MODEL_ID)
+if MODEL is not None:
+    SAMPLING_RATE = FEATURE_EXTRACTOR.sampling_rate
+    THRESHOLD = float(getattr(MODEL.config, "decision_threshold", None) or 0.0)
+    THRESHOLD_SOURCE = (
+        "the model's dev-set EER threshold"
+        if getattr(MODEL.config, "decision_threshold", None) is not None
+        else "even odds: the model's config has no `decision_threshold`"
+    )
+    # Window positions come from the model's own code, whether it was loaded from the package or as remote code.
+    window_starts = sys.modules[type(MODEL).__module__].sonar_window_starts
+
+
+def load_audio(path: str) -> np.ndarray:
+    """
+    Decodes any file soundfile (wav, flac, ogg, mp3) or FFmpeg (through torchcodec: m4a, webm...) reads into mono
+    float32 at the model's rate. Size and duration are checked from the header, before decoding.
+
+    Raises:
+        ValueError: the file is empty, too large, too long or not audio; the message names it.
+    """
+    name, size_mb = Path(path).name, os.path.getsize(path) / 2**20
+    if size_mb == 0:
+        raise ValueError(f"{name} is empty (0 bytes).")
+    if size_mb > MAX_FILE_MB:
+        raise ValueError(f"{name} is {size_mb:.1f} MB; this Space accepts files up to {MAX_FILE_MB:g} MB.")
+    try:
+        with sf.SoundFile(path) as audio:
+            duration_s, rate = audio.frames / audio.samplerate, audio.samplerate
+            data = audio.read(dtype="float32", always_2d=True).T if duration_s <= MAX_DURATION_S else None
+    except sf.LibsndfileError:
+        from torchcodec.decoders import AudioDecoder
+
+        try:
+            decoder = AudioDecoder(path)
+            duration_s, rate = decoder.metadata.duration_seconds, decoder.metadata.sample_rate
+            data = decoder.get_all_samples().data.numpy() if duration_s <= MAX_DURATION_S else None
+        except (RuntimeError, ValueError) as error:
+            raise ValueError(f"{name} could not be decoded as audio ({error}).") from error
+    if data is None:
+        raise ValueError(
+            f"{name} lasts {duration_s / 60:.1f} minutes; this Space scores at most {MAX_DURATION_S / 60:g} minutes. "
+            "Trim the recording, or run the model locally, where there is no limit."
+        )
+    waveform = torch.from_numpy(np.ascontiguousarray(data.mean(axis=0), dtype=np.float32))
+    if rate != SAMPLING_RATE:
+        waveform = AF.resample(waveform, rate, SAMPLING_RATE)
+    return waveform.numpy()
+
+
+@torch.inference_mode()
+def detect(audio: str | None) -> dict:
+    """Scores one audio file: verdict, probabilities, score against the threshold, JS alignment and windows."""
+    if MODEL is None:
+        raise gr.Error(MODEL_ERROR)
+    if not audio:
+        raise gr.Error("Upload or record a clip first.")
+    try:
+        waveform = load_audio(audio)
+        inputs = FEATURE_EXTRACTOR(waveform, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    except ValueError as error:
+        raise gr.Error(f"Cannot score this clip: {error}") from error
+    output = MODEL(**inputs)
+
+    bonafide_id, spoof_id = MODEL.config.label2id["bonafide"], MODEL.config.label2id["spoof"]
+    score = output.scores[0].item()
+    # Log-odds shifted by the threshold, so that 50 % is the decision boundary and the label agrees with the verdict.
+    p_bonafide = torch.sigmoid(torch.tensor(score - THRESHOLD)).item()
+    window_logits = output.window_logits[0][output.window_mask[0]]
+    window_scores = window_logits[:, bonafide_id] - window_logits[:, spoof_id]
+    window_length_s = MODEL.config.max_length / SAMPLING_RATE
+    starts = window_starts(len(waveform), MODEL.config.max_length, MODEL.config.window_hop_length)
+    verdict = "bonafide" if score >= THRESHOLD else "spoof"
+    return {
+        "verdict": verdict,
+        "verdict_text": DISPLAY_NAMES[verdict],
+        "probabilities": {DISPLAY_NAMES["bonafide"]: p_bonafide, DISPLAY_NAMES["spoof"]: 1 - p_bonafide},
+        "score": score,
+        "threshold": THRESHOLD,
+        "threshold_source": THRESHOLD_SOURCE,
+        "js_divergence": output.js_divergence[0].item() if output.js_divergence is not None else None,
+        "duration_s": len(waveform) / SAMPLING_RATE,
+        "windows": [
+            {
+                "start_s": start / SAMPLING_RATE,
+                "end_s": min(start / SAMPLING_RATE + window_length_s, len(waveform) / SAMPLING_RATE),
+                "spoof_probability": torch.sigmoid(THRESHOLD - window_score).item(),
+            }
+            for start, window_score in zip(starts, window_scores)
+        ],
+    }
+
+
+def spectrogram_figure(waveform: torch.Tensor, title: str) -> Figure:
+    """Log-magnitude STFT in two panels, 4-8 kHz over 0-4 kHz, on one colour scale so the bands compare."""
+    spectrum = torch.stft(waveform, N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT), return_complex=True).abs()
+    decibels = 20 * torch.log10(spectrum + 1e-8)
+    top_db = decibels.max().item()
+    figure = Figure(figsize=(7, 3.6), layout="constrained")
+    axes = figure.subplots(2, 1, sharex=True)
+    duration_s, bin_hz = len(waveform) / SAMPLING_RATE, SAMPLING_RATE / N_FFT
+    for axis, (low_hz, high_hz) in zip(axes, BANDS_HZ):
+        band = decibels[int(low_hz / bin_hz) : int(high_hz / bin_hz) + 1]
+        extent = (0, duration_s, low_hz / 1000, high_hz / 1000)
+        axis.imshow(
+            band.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=top_db - 80, vmax=top_db, extent=extent
+        )
+        axis.set_ylabel("kHz")
+    axes[0].set_title(title, fontsize=10)
+    axes[1].set_xlabel("time (s)")
+    return figure
+
+
+def timeline_figure(windows: list[dict]) -> Figure:
+    """Spoof probability of each window, plotted at the window's centre."""
+    figure = Figure(figsize=(7, 2.4), layout="constrained")
+    axis = figure.subplots()
+    centres = [(window["start_s"] + window["end_s"]) / 2 for window in windows]
+    axis.plot(centres, [window["spoof_probability"] for window in windows], marker="o", color="tab:red")
+    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="decision threshold")
+    axis.set(ylim=(0, 1), xlabel="window centre (s)", ylabel="spoof probability")
+    axis.legend(loc="upper right", fontsize=8)
+    return figure
+
+
+def describe(report: dict) -> str:
+    """The verdict and the evidence behind it, in words."""
+    relation = "at or above" if report["verdict"] == "bonafide" else "below"
+    text = (
+        f"### {report['verdict_text'].capitalize()}\n"
+        f"Score **{report['score']:+.4f}** (bona fide log-odds: higher means more genuine) is {relation} the "
+        f"threshold **{report['threshold']:+.4f}** ({report['threshold_source']}), so the clip is judged "
+        f"**{report['verdict_text']}**."
+    )
+    if report["js_divergence"] is not None:
+        text += (
+            f"\n\nLF-HF alignment (Jensen-Shannon divergence between the content and noise views, 0 = aligned, "
+            f"1 = disjoint): **{report['js_divergence']:.4f}**. Training pulls it towards 0 for real speech and "
+            "towards 1 for generated speech."
+        )
+    if len(report["windows"]) > 1:
+        text += f"\n\n{report['duration_s']:.1f} s scored in {len(report['windows'])} windows (timeline below)."
+    return text
+
+
+@torch.inference_mode()
+def explain(audio: str, report: dict) -> tuple:
+    """What the page shows after `detect`: label, words, window timeline, band spectrograms and the noise view."""
+    waveform = torch.from_numpy(load_audio(audio)[: VIEW_MAX_S * SAMPLING_RATE])
+    shown = f"first {VIEW_MAX_S} s" if report["duration_s"] > VIEW_MAX_S else "whole clip"
+    many_windows = len(report["windows"]) > 1
+    outputs = (
+        report["probabilities"],
+        describe(report),
+        gr.Plot(timeline_figure(report["windows"]) if many_windows else None, visible=many_windows),
+        spectrogram_figure(waveform, f"Input ({shown}): high band 4-8 kHz over low band 0-4 kHz"),
+    )
+    filter_bank = MODEL.sonar.filter_bank
+    if filter_bank is None:  # a model without the noise branch (the XLS-R baseline) has no noise view
+        return *outputs, gr.Plot(visible=False), gr.Audio(visible=False)
+    noise = filter_bank(waveform[None])[0]
+    peak = noise.abs().max().clamp_min(1e-8)
+    return (
+        *outputs,
+        gr.Plot(spectrogram_figure(noise, f"Noise view ({shown}): the filter bank's residual"), visible=True),
+        gr.Audio((SAMPLING_RATE, (0.9 * 32767 * noise / peak).to(torch.int16).numpy()), visible=True),
+    )
+
+
+with gr.Blocks(title="SONAR deepfake speech detector") as demo:
+    gr.Markdown(
+        "# SONAR: is this speech real or generated?\n"
+        "Drop in a clip, record one, or pick an example. [SONAR](https://arxiv.org/abs/2511.21325) reads the raw "
+        "waveform (content view) and the residual left by learned high-pass filters (noise view), and checks how "
+        "well the two agree: generated speech tends to get the high band wrong.\n\n"
+        f"Model: `{MODEL_ID}`. Clips up to {MAX_DURATION_S / 60:g} minutes and {MAX_FILE_MB:g} MB."
+    )
+    if MODEL_ERROR:
+        gr.Markdown(f"**No model loaded.** {MODEL_ERROR}")
+    with gr.Row():
+        with gr.Column():
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech clip")
+            button = gr.Button("Detect", variant="primary")
+            gr.Examples(EXAMPLES, inputs=audio, label="Examples: real, Griffin-Lim resynthesis, real then generated")
+        with gr.Column():
+            label = gr.Label(label="Verdict", num_top_classes=2)
+            verdict = gr.Markdown(elem_id="verdict")
+            timeline = gr.Plot(label="Spoof probability per window", visible=False)
+    with gr.Row():
+        spectrogram = gr.Plot(label="Input spectrogram")
+        with gr.Column():
+            noise_spectrogram = gr.Plot(label="What the learned residual filter bank passes on to the noise encoder")
+            noise_audio = gr.Audio(label="Noise view (peak-normalised)", type="numpy", interactive=False)
+    with gr.Accordion("API response (`/predict`)", open=False):
+        report = gr.JSON(label="JSON")
+
+    gr.on(
+        [button.click, audio.upload, audio.stop_recording], detect, inputs=audio, outputs=report, api_name="predict"
+    ).success(
+        explain,
+        inputs=[audio, report],
+        outputs=[label, verdict, timeline, spectrogram, noise_spectrogram, noise_audio],
+        api_visibility="private",
+    )
+
+demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
+
+
+if __name__ == "__main__":
+    demo.launch(max_file_size=int(MAX_FILE_MB * 2**20))

@@ -1,0 +1,249 @@
+"""SonarModel and SonarForAudioClassification: shapes, the filter constraint, the JS loss, training, long audio."""
+
+import pytest
+import torch
+from conftest import make_speechlike
+from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, SonarModel
+from modeling_sonar.modeling_sonar import sonar_js_divergence, sonar_js_loss, sonar_windows
+
+
+WINDOW = 8000  # 0.5 s windows keep the tiny model fast on CPU
+
+
+def tiny_config(**overrides) -> SonarConfig:
+    return SonarConfig.from_preset("tiny", max_length=WINDOW, window_hop_length=WINDOW // 2, **overrides)
+
+
+def clips(n: int, seconds: float = WINDOW / 16000, seed: int = 0) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(make_speechlike(seconds, seed=seed + i)) for i in range(n)])
+
+
+def calibrated(model: SonarForAudioClassification, inputs: torch.Tensor) -> SonarForAudioClassification:
+    """
+    Sets every BatchNorm's running statistics to the averages over `inputs`. A fresh model's activations are far
+    smaller than the initial running variance of 1, so in eval mode it would score every input alike and comparisons
+    between outputs would pass vacuously.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(inputs)
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()
+
+
+@pytest.mark.parametrize("head", ["aasist", "mlp"])
+@pytest.mark.parametrize("noise_branch", [True, False])
+def test_output_shapes(head, noise_branch):
+    model = SonarForAudioClassification(tiny_config(head=head, noise_branch=noise_branch)).eval()
+    out = model(clips(3), labels=torch.tensor([0, 1, 1]), output_embeddings=True)
+    assert out.logits.shape == (3, 2) and out.scores.shape == (3,)
+    torch.testing.assert_close(out.scores, out.logits[:, 0] - out.logits[:, 1])
+    assert out.window_logits.shape == (3, 1, 2) and out.window_mask.all()
+    assert out.content_embeddings.shape == (3, 16)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    if noise_branch:
+        assert out.js_divergence.shape == (3,) and out.noise_embeddings.shape == (3, 16)
+        torch.testing.assert_close(out.loss, out.ce_loss + model.config.lambda_js * out.js_loss)
+    else:
+        assert out.js_divergence is None and out.js_loss is None
+        torch.testing.assert_close(out.loss, out.ce_loss)
+
+
+def test_base_model_outputs():
+    model = SonarModel(tiny_config()).eval()
+    out = model(clips(2))
+    frames = out.content_hidden_states.shape[1]
+    assert out.content_hidden_states.shape == out.noise_hidden_states.shape == out.fused_hidden_states.shape
+    assert out.content_hidden_states.shape == (2, frames, 16) and frames == WINDOW // 320 - 1
+    assert out.noise_waveform.shape == (2, WINDOW)
+
+
+def assert_bayar(filters: torch.Tensor, centre: int):
+    torch.testing.assert_close(filters[:, 0, centre], -torch.ones(filters.shape[0]))
+    off_centre = filters[:, 0].sum(-1) - filters[:, 0, centre]
+    torch.testing.assert_close(off_centre, torch.ones(filters.shape[0]), atol=1e-5, rtol=0)
+
+
+def train_steps(model: SonarForAudioClassification, steps: int = 3, lr: float = 1e-2):
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    inputs, labels = clips(4), torch.tensor([0, 1, 0, 1])
+    for _ in range(steps):
+        model(inputs, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        model.project_constraint()
+
+
+def test_projection_constraint_holds_at_init_and_after_optimizer_steps():
+    model = SonarForAudioClassification(tiny_config(constraint_mode="projection"))
+    bank = model.sonar.filter_bank
+    assert_bayar(bank.filters.detach(), bank.centre)
+    before = bank.filters.detach().clone()
+    train_steps(model)
+    assert not torch.equal(before, bank.filters.detach()), "the filters should learn"
+    assert_bayar(bank.filters.detach(), bank.centre)
+
+
+def test_forward_constraint_applies_the_released_codes_transform():
+    model = SonarForAudioClassification(tiny_config(constraint_mode="forward"))
+    bank = model.sonar.filter_bank
+    train_steps(model)
+    raw = bank.filters.detach().clone()
+    model.project_constraint()
+    assert torch.equal(raw, bank.filters.detach()), "projection must be off in forward mode"
+    torch.testing.assert_close(bank.effective_filters(), raw - raw.sum(-1, keepdim=True))
+
+
+def test_no_constraint_leaves_filters_free():
+    model = SonarForAudioClassification(tiny_config(constraint_mode="none"))
+    bank = model.sonar.filter_bank
+    train_steps(model)
+    assert not torch.allclose(bank.filters[:, 0, bank.centre], -torch.ones(bank.filters.shape[0]))
+    assert torch.equal(bank.effective_filters(), bank.filters)
+
+
+def test_fixed_srm_filters_stay_fixed():
+    model = SonarForAudioClassification(tiny_config(learnable_filters=False, num_filters=12))
+    bank = model.sonar.filter_bank
+    before = bank.filters.detach().clone()
+    train_steps(model)
+    assert torch.equal(before, bank.filters.detach())
+    torch.testing.assert_close(before.sum(-1), torch.zeros(12, 1))  # every SRM kernel is high-pass
+    assert before[0, 0].tolist() == [-1.0, 1.0, 0.0, 0.0, 0.0]
+    assert before[9, 0].tolist() == [-1.0, 4.0, -6.0, 4.0, -1.0]
+
+
+def test_js_divergence_properties():
+    torch.manual_seed(0)
+    a, b = torch.randn(4, 10, 16), torch.randn(4, 10, 16)
+    torch.testing.assert_close(sonar_js_divergence(a, a), torch.zeros(4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sonar_js_divergence(a, b), sonar_js_divergence(b, a))
+    far = sonar_js_divergence(100 * a, -100 * a)
+    assert (far <= 1 + 1e-6).all() and (far > 0.9).all(), far
+    natural = sonar_js_divergence(100 * a, -100 * a, log_base=torch.e)
+    torch.testing.assert_close(natural, far * torch.log(torch.tensor(2.0)), atol=1e-5, rtol=1e-5)
+
+
+def test_js_loss_gradient_pulls_bonafide_together_and_pushes_spoof_apart():
+    torch.manual_seed(0)
+    for label, direction in ((0, -1), (1, +1)):
+        content = torch.randn(2, 10, 16, requires_grad=True)
+        noise = torch.randn(2, 10, 16, requires_grad=True)
+        before = sonar_js_divergence(content, noise).detach()
+        loss = sonar_js_loss(sonar_js_divergence(content, noise), torch.full((2,), label == 0))
+        loss.backward()
+        with torch.no_grad():
+            after = sonar_js_divergence(content - 0.5 * content.grad, noise - 0.5 * noise.grad)
+        assert (direction * (after - before) > 0).all(), (label, before, after)
+
+
+def test_tiny_model_overfits_a_handful_of_clips():
+    torch.manual_seed(0)
+    model = SonarForAudioClassification(tiny_config())
+    inputs = clips(6)
+    inputs[3:] = torch.sin(torch.linspace(0, 3000, WINDOW)) * 0.1 + 0.01 * torch.randn(3, WINDOW)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(50):
+        loss = model(inputs, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        model.project_constraint()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0], losses
+
+
+def test_save_load_gives_identical_logits(tmp_path):
+    model = calibrated(SonarForAudioClassification(tiny_config()), clips(4, seed=10))
+    model.save_pretrained(tmp_path)
+    loaded = SonarForAudioClassification.from_pretrained(tmp_path).eval()
+    inputs = clips(3, seed=20)
+    with torch.no_grad():
+        torch.testing.assert_close(model(inputs).logits, loaded(inputs).logits, atol=0, rtol=0)
+    base = SonarModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            base(inputs).fused_hidden_states, model.sonar(inputs).fused_hidden_states, atol=0, rtol=0
+        )
+
+
+def test_batched_equals_one_by_one_for_mixed_lengths():
+    model = calibrated(SonarForAudioClassification(tiny_config()), clips(4, seed=10))
+    extractor = SonarFeatureExtractor()
+    waves = [make_speechlike(s, seed=i) for i, s in enumerate([0.3, 0.5, 1.3, 2.0])]
+    with torch.no_grad():
+        batch = model(**extractor(waves, sampling_rate=16000, return_tensors="pt"))
+        singles = [model(**extractor(w, sampling_rate=16000, return_tensors="pt")) for w in waves]
+    assert batch.window_mask.sum(-1).tolist() == [1, 1, 5, 7]
+    torch.testing.assert_close(batch.logits, torch.cat([s.logits for s in singles]), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(batch.js_divergence, torch.cat([s.js_divergence for s in singles]))
+    assert batch.logits.std(0).min() > 1e-3, "a calibrated model's outputs should depend on the input"
+
+
+@pytest.mark.parametrize("aggregation", ["first", "mean", "max"])
+def test_long_audio_window_aggregation(aggregation):
+    model = calibrated(SonarForAudioClassification(tiny_config(window_aggregation=aggregation)), clips(4))
+    wave = torch.from_numpy(make_speechlike(2.0, seed=3))
+    windows = sonar_windows(wave, WINDOW, WINDOW // 2)
+    with torch.no_grad():
+        out = model(wave.unsqueeze(0))
+        per_window = model(windows).logits
+    torch.testing.assert_close(out.window_logits[0], per_window)
+    scores = per_window[:, 0] - per_window[:, 1]
+    expected = {"first": per_window[0], "mean": per_window.mean(0), "max": per_window[scores.argmin()]}[aggregation]
+    torch.testing.assert_close(out.logits[0], expected)
+
+
+def test_short_audio_is_tiled_to_one_window():
+    model = SonarForAudioClassification(tiny_config()).eval()
+    wave = torch.from_numpy(make_speechlike(0.2))
+    tiled = wave.repeat(3)[:WINDOW]
+    with torch.no_grad():
+        torch.testing.assert_close(model(wave.unsqueeze(0)).logits, model(tiled.unsqueeze(0)).logits)
+
+
+def test_shared_encoders_run_both_views_as_one_batch():
+    shared = SonarForAudioClassification(tiny_config(share_encoders=True))
+    separate = SonarForAudioClassification(tiny_config())
+    assert shared.sonar.noise_encoder is shared.sonar.content_encoder
+    encoder_size = sum(p.numel() for p in shared.sonar.content_encoder.parameters())
+    assert sum(p.numel() for p in separate.parameters()) - sum(p.numel() for p in shared.parameters()) == encoder_size
+    train_steps(shared, steps=1)
+
+
+def test_gradient_checkpointing_trains():
+    model = SonarForAudioClassification(tiny_config())
+    model.activation_checkpointing_enable()
+    assert model.sonar.content_encoder.encoder.gradient_checkpointing
+    train_steps(model, steps=1)
+    assert model.sonar.filter_bank.filters.grad is None  # zeroed after the step, so it was set
+
+
+def test_from_encoder_pretrained_clones_one_checkpoint_into_both_encoders(tmp_path):
+    encoder_config = Wav2Vec2Config(**{k: v for k, v in tiny_config().encoder_config.to_dict().items()})
+    encoder_config.layerdrop, encoder_config.mask_time_prob = 0.1, 0.05
+    Wav2Vec2Model(encoder_config).save_pretrained(tmp_path / "encoder")
+    model = SonarForAudioClassification.from_encoder_pretrained(tmp_path / "encoder", tiny_config())
+    reference = Wav2Vec2Model.from_pretrained(tmp_path / "encoder").state_dict()
+    for encoder in (model.sonar.content_encoder, model.sonar.noise_encoder):
+        for name, tensor in encoder.state_dict().items():
+            torch.testing.assert_close(tensor, reference[name], atol=0, rtol=0)
+    assert model.sonar.content_encoder is not model.sonar.noise_encoder
+    assert model.config.encoder_name_or_path == str(tmp_path / "encoder")
+    assert (model.config.encoder_config.layerdrop, model.config.encoder_config.mask_time_prob) == (0.0, 0.0)
+    assert_bayar(model.sonar.filter_bank.filters.detach(), model.sonar.filter_bank.centre)
+
+
+def test_forward_rejects_wrong_shape():
+    model = SonarForAudioClassification(tiny_config())
+    with pytest.raises(ValueError, match=r"\(batch_size, samples\)"):
+        model(torch.zeros(2, 1, WINDOW))

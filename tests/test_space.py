@@ -1,0 +1,255 @@
+"""The Space (`space/app.py`) on 127.0.0.1 with a tiny random model, called through gradio_client and Chromium."""
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
+from modeling_sonar.data import decode_audio
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = REPO_ROOT / "space" / "app.py"
+EXAMPLES = REPO_ROOT / "space" / "examples"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+THRESHOLD = 0.25  # written into the tiny model's config, as the training script writes the dev-EER threshold
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random SONAR saved as the training script saves it: weights, code, feature extractor, threshold."""
+    path = tmp_path_factory.mktemp("space_model")
+    torch.manual_seed(0)
+    model = SonarForAudioClassification(SonarConfig.from_preset("tiny"))
+    model.config.decision_threshold = THRESHOLD
+    model.save_pretrained(path)
+    SonarFeatureExtractor().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Good clips in several containers, rates and channel counts, and the bad inputs the Space must refuse."""
+    path = tmp_path_factory.mktemp("space_clips")
+    speech, rate = sf.read(EXAMPLES / "real_speech.flac", dtype="float32")
+    stereo_22k = decode_audio(str(EXAMPLES / "real_speech.flac"), sampling_rate=22050)
+    sf.write(path / "speech.wav", np.stack([stereo_22k, 0.5 * stereo_22k], axis=1), 22050)
+    sf.write(path / "speech.mp3", speech, rate, format="MP3")
+    (path / "empty.wav").write_bytes(b"")
+    (path / "notes.wav").write_text("These are meeting notes, not audio.\n" * 20)
+    sf.write(path / "short.wav", speech[: int(0.05 * rate)], rate)
+    noise = np.random.default_rng(0).normal(0, 0.05, 10 * 60 * rate).astype(np.float32)
+    sf.write(path / "ten_minutes.wav", noise, rate, subtype="PCM_16")
+    return {
+        "wav": path / "speech.wav",
+        "mp3": path / "speech.mp3",
+        "long": EXAMPLES / "real_then_generated.flac",
+        "empty": path / "empty.wav",
+        "text": path / "notes.wav",
+        "short": path / "short.wav",
+        "ten_minutes": path / "ten_minutes.wav",
+    }
+
+
+@pytest.fixture(scope="module")
+def expected(model_dir, clips) -> dict[str, dict]:
+    """What a direct model call says about each good clip: the reference for every answer of the Space."""
+    model = SonarForAudioClassification.from_pretrained(model_dir).eval()
+    feature_extractor = SonarFeatureExtractor.from_pretrained(model_dir)
+    references = {}
+    for name in ("wav", "mp3", "long"):
+        waveform = decode_audio(str(clips[name]))
+        with torch.inference_mode():
+            output = model(**feature_extractor(waveform, sampling_rate=16000, return_tensors="pt"))
+        score = output.scores[0].item()
+        references[name] = {
+            "verdict": "bonafide" if score >= model.config.decision_threshold else "spoof",
+            "score": score,
+            "js_divergence": output.js_divergence[0].item(),
+            "num_windows": int(output.window_mask[0].sum()),
+            "duration_s": len(waveform) / 16000,
+        }
+    return references
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory) -> str:
+    """`SONAR_MODEL=DIR python space/app.py` on a free port of 127.0.0.1, stopped after the module's tests."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("space_server") / "app.log"
+    env = {
+        **os.environ,
+        **OFFLINE_ENV,
+        "SONAR_MODEL": str(model_dir),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_MODULES_CACHE": str(tmp_path_factory.mktemp("hf_modules")),
+    }
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, str(APP)], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=log_file
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"space/app.py exited with code {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"space/app.py did not answer on {url} within 120 s:\n{log.read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def predict(client, path: Path) -> dict:
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), api_name="/predict")
+
+
+def assert_matches(report: dict, reference: dict) -> None:
+    assert report["verdict"] == reference["verdict"]
+    assert report["verdict_text"] == {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}[report["verdict"]]
+    assert report["threshold"] == THRESHOLD
+    assert report["threshold_source"] == "the model's dev-set EER threshold"
+    assert report["score"] == pytest.approx(reference["score"], abs=1e-5)
+    assert report["js_divergence"] == pytest.approx(reference["js_divergence"], abs=1e-4)
+    assert report["duration_s"] == pytest.approx(reference["duration_s"], abs=1e-3)
+    assert len(report["windows"]) == reference["num_windows"]
+    assert sum(report["probabilities"].values()) == pytest.approx(1.0)
+    top_label = max(report["probabilities"], key=report["probabilities"].get)
+    assert top_label == report["verdict_text"]
+
+
+def test_api_lists_predict(client):
+    assert "/predict" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+@pytest.mark.parametrize("name", ["wav", "mp3", "long"])
+def test_predict_matches_direct_model_call(client, clips, expected, name):
+    report = predict(client, clips[name])
+    assert_matches(report, expected[name])
+    if name == "long":  # 5 s: two 4.04 s windows, the second aligned to the end
+        assert report["windows"][0]["start_s"] == 0.0
+        assert report["windows"][-1]["end_s"] == pytest.approx(report["duration_s"])
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("empty", r"empty\.wav is empty \(0 bytes\)"),
+        ("text", r"notes\.wav could not be decoded as audio"),
+        ("short", r"too short: 0\.050 s, the minimum is 0\.1 s"),
+        ("ten_minutes", r"ten_minutes\.wav lasts 10\.0 minutes; this Space scores at most 5 minutes"),
+    ],
+)
+def test_bad_input_is_answered_with_a_message(client, clips, name, message):
+    from gradio_client.exceptions import AppError
+
+    started = time.monotonic()
+    with pytest.raises(AppError, match=message):
+        predict(client, clips[name])
+    assert time.monotonic() - started < 30
+
+
+def test_twenty_concurrent_requests(client, clips, expected):
+    names = ["wav", "mp3", "long", "wav", "mp3"] * 4
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        reports = list(pool.map(lambda name: predict(client, clips[name]), names))
+    for name, report in zip(names, reports):
+        assert_matches(report, expected[name])
+
+
+def test_without_a_model_the_page_says_how_to_make_one(tmp_path, monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("SONAR_MODEL", str(tmp_path / "missing"))
+    for key, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location("space_app_without_model", APP)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+
+    assert app.MODEL is None
+    page_text = " ".join(str(block.value) for block in app.demo.blocks.values() if isinstance(block, gr.Markdown))
+    assert "No model loaded" in page_text and "outputs/tiny_demo/model" in page_text and "SONAR_MODEL" in page_text
+    with pytest.raises(gr.Error, match="SONAR_MODEL"):
+        app.detect(str(EXAMPLES / "real_speech.flac"))
+
+
+@pytest.mark.browser
+def test_page_in_chromium(server, clips, expected, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing; install Debian's chromium (scripts/setup.sh --dev)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    verdict_text = {"bonafide": "Bona fide (real)", "spoof": "Spoof (generated)"}[expected["long"]["verdict"]]
+    screenshot = tmp_path / "space.png"
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 1000},
+        )
+        try:
+            page = context.new_page()
+            page.goto(server)
+            page.locator("input[type=file]").first.set_input_files(str(clips["long"]))  # the upload runs detection
+            sync_api.expect(page.locator("#verdict")).to_contain_text(verdict_text, timeout=90_000)
+            sync_api.expect(page.locator("#verdict")).to_contain_text(f"threshold {THRESHOLD:+.4f}")
+            sync_api.expect(page.get_by_text("Spoof probability per window").first).to_be_visible()
+            page.wait_for_timeout(1000)  # let the plots finish drawing
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            context.close()
+    print(f"screenshot: {screenshot}")
+    assert screenshot.stat().st_size > 50_000

@@ -1,0 +1,523 @@
+#!/usr/bin/env python
+"""Train SONAR, or its one-encoder baseline, with Accelerate: weighted CE + JS loss, dev EER each epoch, early stopping.
+
+The paper's recipe, SONAR-Full on XLS-R 300M and ASVspoof 2019 LA (GPUs; multi-GPU and multi-node through
+`accelerate config`, DeepSpeed ZeRO-2 with `--config_file configs/deepspeed_zero2.yaml` after `launch`):
+
+    python dataset_scripts/asvspoof2019_la.py --root /data/LA --output data/asvspoof2019_la
+    accelerate launch train_sonar.py --config configs/sonar_full_xlsr.yaml --dataset data/asvspoof2019_la \
+        --output_dir outputs/sonar-full
+
+A tiny model on the embedded demo corpus, on a CPU in minutes:
+
+    accelerate launch --cpu --num_processes 1 train_sonar.py --config configs/tiny_demo.yaml \
+        --output_dir outputs/tiny_demo
+
+`--config` (YAML or JSON) gives defaults; any `--key value` on the command line wins. Outputs in `--output_dir`:
+`checkpoint-{step}/` (accelerate state and `training_state.json`, for `--resume_from_checkpoint latest`), `model/`
+(the best dev-EER model, Hub-ready: safetensors, config with `decision_threshold` and `auto_map`, modeling code,
+feature extractor, README.md card, training_curves.png), `eval_results/` (scores, summary and ROC/DET plots of the
+eval split, when the dataset has one) and `trainer_state.json` (log history, best step, early stopping).
+"""
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import evaluate
+import torch
+from accelerate import Accelerator, DistributedType
+from accelerate.logging import get_logger
+from accelerate.utils import set_seed
+from datasets import Dataset, DatasetDict
+from huggingface_hub import HfApi
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from evaluate_sonar import DEFAULT_CONDITION_COLUMNS, get_dataloader, plot_roc_det, score_dataloader, summarize
+from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
+from modeling_sonar.data import load_sonar_dataset
+from modeling_sonar.model_card import write_model_card
+from modeling_sonar.training_utils import (
+    TRAINING_STATE_FILE,
+    SonarEpochSampler,
+    SonarKeyedDataset,
+    SonarTrainCollator,
+    class_weights_from_priors,
+    load_config_file,
+    plot_training_curves,
+    resolve_checkpoint,
+    rotate_checkpoints,
+)
+
+logger = get_logger(__name__)
+
+REPO_DIR = Path(__file__).resolve().parent
+EER_METRIC = REPO_DIR / "metrics" / "eer"
+DEMO_CORPUS_DIR = REPO_DIR / "data" / "demo_corpus"
+DEMO_DATASET_DIR = REPO_DIR / "data" / "demo_dataset"
+DEV_SPLITS = ("validation", "dev")
+EVAL_SPLITS = ("eval", "test")
+MODEL_DIR = "model"
+EVAL_DIR = "eval_results"
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(
+        default="sonar-full",
+        metadata={"help": "SonarConfig preset: the architecture and encoder size.", "choices": sorted(SONAR_PRESETS)},
+    )
+    encoder_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Encoder checkpoint cloned into both encoders (the paper: facebook/wav2vec2-xls-r-300m). Default: "
+            "the preset's encoder, randomly initialised."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": 'SonarConfig fields as JSON, e.g. \'{"lambda_js": 0.8}\' (a mapping in a YAML config).'},
+    )
+    class_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Cross-entropy weights (bonafide spoof). Default: inverse training-split priors, normalised; "
+            "the released code used 0.9 0.1."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="demo",
+        metadata={
+            "help": "A converted dataset (save_to_disk or parquet folder), a Hub dataset id, or `demo` for the "
+            "embedded demo corpus (built into data/ on first use)."
+        },
+    )
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dev_split: str | None = field(
+        default=None, metadata={"help": "Split for the dev EER and early stopping. Default: validation or dev."}
+    )
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Split scored by the best model at the end. Default: eval or test, if any."}
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Samples per training and scoring window. Default: the config's (64,600, the paper's)."},
+    )
+    random_crop: bool = field(
+        default=False, metadata={"help": "Train on a random window instead of the first (the paper: first)."}
+    )
+    rawboost_algo: int = field(default=4, metadata={"help": "RawBoost algorithm 0-8 (0 none; 4, the paper's: 1+2+3)."})
+    balanced_sampling: bool = field(
+        default=True,
+        metadata={"help": "Epochs of all bona fide plus as many random spoof rows (the released code); else all rows."},
+    )
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding and augmenting, per process."})
+
+
+@dataclass
+class SonarTrainingArguments:
+    output_dir: str = field(default="outputs/sonar", metadata={"help": "Checkpoints, logs and the model folder."})
+    per_device_train_batch_size: int = field(default=28, metadata={"help": "Clips per process and micro-batch."})
+    per_device_eval_batch_size: int = field(default=32, metadata={"help": "Clips per process when scoring."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW peak learning rate."})
+    min_learning_rate: float = field(default=1e-8, metadata={"help": "End of the cosine decay."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
+    max_grad_norm: float | None = field(
+        default=None, metadata={"help": "Clip the gradient norm to this when gradients sync (the paper: no clipping)."}
+    )
+    num_train_epochs: int = field(default=100, metadata={"help": "Epochs, unless early stopping ends training."})
+    max_steps: int | None = field(
+        default=None, metadata={"help": "Optimiser steps in total; overrides num_train_epochs (cosine over it)."}
+    )
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "Also compute the dev EER every this many steps (always at epoch ends)."}
+    )
+    early_stopping_patience: int | None = field(
+        default=3, metadata={"help": "Stop after this many dev evaluations without a better EER; None never stops."}
+    )
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={"help": "no, fp16 or bf16. Default: accelerate config's.", "choices": ["no", "fp16", "bf16"]},
+    )
+    seed: int = field(default=42, metadata={"help": "Seeds initialisation, sampling, augmentation and dropout."})
+    report_to: str = field(
+        default="tensorboard", metadata={"help": "Trackers, comma-separated (tensorboard, wandb, ...) or none."}
+    )
+    logging_steps: int = field(default=10, metadata={"help": "Log losses, lr and throughput every this many steps."})
+    checkpointing_steps: int | None = field(
+        default=500, metadata={"help": "Save the training state every this many steps; None never."}
+    )
+    checkpoints_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "`latest` (in output_dir; none yet starts afresh) or a checkpoint folder."}
+    )
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the model folder at the end."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Repository for --push_to_hub (ORG/NAME)."})
+    hub_private: bool = field(default=True, metadata={"help": "Create the Hub repository as private."})
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, SonarTrainingArguments)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, SonarTrainingArguments]:
+    """Dataclass arguments: defaults, then the `--config` file, then the command line."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser.add_argument("--config", help="YAML or JSON file of argument values; command-line flags override it.")
+    config_args, _ = parser.parse_known_args(argv)
+    if config_args.config:
+        parser.set_defaults(**load_config_file(config_args.config, ARGUMENT_CLASSES))
+    model_args, data_args, args, _ = parser.parse_args_into_dataclasses(argv)
+
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("max_steps", "eval_steps", "checkpointing_steps", "checkpoints_total_limit", "early_stopping_patience"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1 (or None), got {getattr(args, name)!r}")
+    if data_args.rawboost_algo not in range(9):
+        raise ValueError(f"--rawboost_algo must be in 0..8, got {data_args.rawboost_algo}")
+    if args.push_to_hub and not args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME")
+    if model_args.config_overrides is not None:
+        try:
+            overrides = json.loads(model_args.config_overrides)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config_overrides {model_args.config_overrides!r} is not JSON: {error}") from None
+        if not isinstance(overrides, dict):
+            raise ValueError(f"--config_overrides must be a JSON object, got {model_args.config_overrides!r}")
+    return model_args, data_args, args
+
+
+def prepare_demo_dataset() -> Path:
+    """Build the embedded demo corpus and convert it with the ASVspoof 2019 LA converter, once."""
+    from dataset_scripts.asvspoof2019_la import build_dataset
+    from dataset_scripts.common import write_dataset
+    from dataset_scripts.make_demo_corpus import make_demo_corpus
+
+    if not (DEMO_DATASET_DIR / "dataset_dict.json").is_file():
+        corpus = make_demo_corpus(DEMO_CORPUS_DIR)
+        write_dataset(build_dataset(corpus / "LA"), DEMO_DATASET_DIR, overwrite=True)
+    return DEMO_DATASET_DIR
+
+
+def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
+    """The dataset's path or id and its train, dev and (optional) eval splits."""
+    source = str(prepare_demo_dataset()) if data_args.dataset == "demo" else data_args.dataset
+    dataset = load_sonar_dataset(source)
+    if not isinstance(dataset, DatasetDict):
+        raise ValueError(f"{source!r} has no named splits; training needs train and dev splits")
+
+    def pick(name: str | None, defaults: tuple[str, ...], role: str, required: bool) -> str | None:
+        if name is None:
+            name = next((split for split in defaults if split in dataset), None)
+        if name is None and not required:
+            return None
+        if name not in dataset:
+            raise ValueError(f"No {role} split {name or defaults} in {source!r}, which has {sorted(dataset)}")
+        return name
+
+    names = {
+        "train": pick(data_args.train_split, (), "train", True),
+        "dev": pick(data_args.dev_split, DEV_SPLITS, "dev", True),
+        "eval": pick(data_args.eval_split, EVAL_SPLITS, "eval", False),
+    }
+    return source, {role: dataset[name] for role, name in names.items() if name is not None}
+
+
+def build_model(model_args: ModelArguments, data_args: DataArguments, train_labels: list[int]):
+    """The model from the preset, the overrides, the window length and the class weights."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if data_args.max_length is not None:
+        overrides.update(max_length=data_args.max_length, window_hop_length=data_args.max_length // 2)
+    config = SonarConfig.from_preset(model_args.preset, **overrides)
+    config.class_weights = model_args.class_weights or class_weights_from_priors(train_labels, config.num_labels)
+    if model_args.encoder_name_or_path:
+        return SonarForAudioClassification.from_encoder_pretrained(model_args.encoder_name_or_path, config)
+    return SonarForAudioClassification(config)
+
+
+def get_dataloaders(
+    splits: dict[str, Dataset], data_args: DataArguments, args: SonarTrainingArguments, max_length: int
+) -> tuple[DataLoader, DataLoader]:
+    """Training batches keyed by `(epoch, index)` so that order and augmentation replay on resume; dev batches as
+    `evaluate_sonar.py` scores them (first `max_length` samples, tiled)."""
+    train = splits["train"].select_columns(["audio", "label"])
+    sampler = SonarEpochSampler(train["label"][:], args.seed, data_args.balanced_sampling)
+    collator = SonarTrainCollator(max_length, data_args.random_crop, data_args.rawboost_algo, args.seed)
+    train_dataloader = DataLoader(
+        SonarKeyedDataset(train),
+        batch_size=args.per_device_train_batch_size,
+        sampler=sampler,
+        collate_fn=collator,
+        num_workers=data_args.num_workers,
+        # the loader's own generator, so that starting an epoch leaves the global RNG (dropout) untouched
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    dev_dataloader = get_dataloader(splits["dev"], max_length, args.per_device_eval_batch_size, data_args.num_workers)
+    return train_dataloader, dev_dataloader
+
+
+def evaluate_eer(model, dataloader: DataLoader, accelerator: Accelerator, metric: evaluate.EvaluationModule) -> dict:
+    """Dev EER (percent) and its threshold on the bona fide log-odds, the same on every process."""
+    _, scores, labels = score_dataloader(model, dataloader, accelerator)
+    bonafide_id = accelerator.unwrap_model(model).config.bonafide_id
+    result = metric.compute(predictions=scores.tolist(), references=labels.tolist(), pos_label=bonafide_id)
+    model.train()
+    return {"eer": 100 * result["eer"], "threshold": float(result["threshold"])}
+
+
+def save_best_model(accelerator: Accelerator, model, model_dir: Path, threshold: float) -> None:
+    """Hub-ready folder: safetensors, config (with `decision_threshold`), modeling code, feature extractor."""
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.config.decision_threshold = threshold
+    state_dict = accelerator.get_state_dict(model)  # every process takes part (DeepSpeed gathers)
+    unwrapped.save_pretrained(
+        model_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save, state_dict=state_dict
+    )
+    if accelerator.is_main_process:
+        SonarFeatureExtractor(sampling_rate=unwrapped.config.sampling_rate).save_pretrained(model_dir)
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, total_limit: int | None) -> Path:
+    """`checkpoint-{step}` with the training state; written under a temporary name and renamed when complete, so a
+    run killed while saving never leaves a checkpoint that `latest` would pick."""
+    path = output_dir / f"checkpoint-{state['global_step']}"
+    partial = output_dir / f"partial-{path.name}"
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (partial / TRAINING_STATE_FILE).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+        if path.exists():  # left by an earlier run that got further than the checkpoint this one resumed from
+            shutil.rmtree(path)
+        partial.rename(path)
+        for old in rotate_checkpoints(output_dir, total_limit):
+            logger.info(f"Removed {old} (checkpoints_total_limit={total_limit})")
+    accelerator.wait_for_everyone()
+    return path
+
+
+def score_eval_split(accelerator: Accelerator, model_dir: Path, dataset: Dataset, args, output_dir: Path) -> dict:
+    """Score the eval split with the best model as `evaluate_sonar.py` does; the main process writes the files."""
+    model = SonarForAudioClassification.from_pretrained(model_dir)
+    dataloader = get_dataloader(dataset, model.config.max_length, args.per_device_eval_batch_size)
+    model, dataloader = accelerator.prepare_model(model, evaluation_mode=True), accelerator.prepare(dataloader)
+    utt_ids, scores, labels = score_dataloader(model, dataloader, accelerator)
+    if not accelerator.is_main_process:
+        return {}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "scores.txt").write_text("".join(f"{u} {s:.9g}\n" for u, s in zip(utt_ids, scores)))
+    rows = {utt_id: i for i, utt_id in enumerate(dataset["utt_id"][:])}
+    order = [rows[utt_id] for utt_id in utt_ids]
+    columns = [column for column in DEFAULT_CONDITION_COLUMNS if column in dataset.column_names]
+    conditions = {column: [dataset[column][i] for i in order] for column in columns}
+    is_bonafide = labels == model.config.bonafide_id
+    summary = summarize(scores, is_bonafide, conditions)
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    plot_roc_det(scores[is_bonafide], scores[~is_bonafide], output_dir, title=f"{dataset.split or 'eval'}")
+    return summary
+
+
+def save_model_card(model_dir: Path, args, model_args, data_args, dataset: str, state: dict, results: list, n: int):
+    """README.md from the recipe, the dev EER and the test results (model-index), next to training_curves.png."""
+    recipe = {**asdict(model_args), **asdict(data_args), **asdict(args), "dataset": dataset, "num_processes": n}
+    summary = {
+        "recipe": {key: value for key, value in recipe.items() if not key.startswith("hub_")},
+        "dev": {"eer": state["best_eer"], "threshold": state["best_threshold"], "step": state["best_step"]},
+        "results": results,
+    }
+    write_model_card(model_dir, summary, args.hub_model_id or Path(args.output_dir).name)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, args = parse_args(argv)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to.split(","),
+        project_dir=args.output_dir,
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    set_seed(args.seed)
+    output_dir, model_dir = Path(args.output_dir), Path(args.output_dir) / MODEL_DIR
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    with accelerator.main_process_first():
+        dataset_name, splits = load_splits(data_args)
+        metric = evaluate.load(str(EER_METRIC), keep_in_memory=True)
+    logger.info("Splits: " + ", ".join(f"{role} {len(split)}" for role, split in splits.items()))
+    model = build_model(model_args, data_args, splits["train"]["label"][:])
+    config = model.config
+    logger.info(f"{model_args.preset}: {model.num_parameters() / 1e6:.2f} M parameters, class weights "
+                f"{config.class_weights}, window {config.max_length} samples")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and config.constraint_mode == "projection":
+        logger.warning(
+            "DeepSpeed's optimiser keeps its own fp32 copy of the weights, which overwrites the filter projection at "
+            'its next step: train with --config_overrides \'{"constraint_mode": "forward"}\' under DeepSpeed.'
+        )
+
+    train_dataloader, dev_dataloader = get_dataloaders(splits, data_args, args, config.max_length)
+    sampler = train_dataloader.sampler
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    model, optimizer, train_dataloader, dev_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, dev_dataloader
+    )
+    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    # the prepared scheduler steps once per process at each optimiser step
+    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max_train_steps * accelerator.num_processes, eta_min=args.min_learning_rate
+    )
+    lr_scheduler = accelerator.prepare(lr_scheduler)
+
+    state = {
+        "global_step": 0,
+        "best_eer": None,
+        "best_threshold": None,
+        "best_step": None,
+        "evals_without_improvement": 0,
+        "stopped_early": False,
+        "log_history": [],
+    }
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir)
+        if checkpoint is None:
+            logger.info(f"No checkpoint in {output_dir} yet: starting a new run")
+        else:
+            logger.info(f"Resuming from {checkpoint}")
+            accelerator.load_state(str(checkpoint))
+            state = json.loads((checkpoint / TRAINING_STATE_FILE).read_text(encoding="utf-8"))
+    first_epoch = state["global_step"] // steps_per_epoch
+    batches_to_skip = (state["global_step"] - first_epoch * steps_per_epoch) * args.gradient_accumulation_steps
+
+    if accelerator.is_main_process:
+        hparams = {**asdict(model_args), **asdict(data_args), **asdict(args)}
+        accelerator.init_trackers("sonar", {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in hparams.items()})
+    logger.info(
+        f"{len(splits['train'])} training clips, {len(sampler)} per epoch, {steps_per_epoch} steps per epoch, "
+        f"{max_train_steps} steps at most; effective batch "
+        f"{args.per_device_train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes}"
+    )
+    progress = tqdm(total=max_train_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process)
+
+    def log(values: dict) -> None:
+        values = {"step": state["global_step"], **values}
+        state["log_history"].append(values)
+        accelerator.log(values, step=state["global_step"])
+
+    model.train()
+    running, clips, tic = defaultdict(float), 0, time.perf_counter()
+    stop = state["global_step"] >= max_train_steps or state["stopped_early"]
+    for epoch in range(first_epoch, num_epochs):
+        if stop:
+            break
+        sampler.epoch = epoch
+        active_dataloader = train_dataloader
+        if epoch == first_epoch and batches_to_skip:
+            active_dataloader = accelerator.skip_first_batches(train_dataloader, batches_to_skip)
+        for batch in active_dataloader:
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                accelerator.backward(outputs.loss)
+                if accelerator.sync_gradients and args.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    accelerator.unwrap_model(model).project_constraint()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            for name in ("loss", "ce_loss", "js_loss"):
+                if getattr(outputs, name) is not None:
+                    running[name] += getattr(outputs, name).detach().float().item()
+            running["micro_batches"] += 1
+            clips += len(batch["labels"])
+            if not accelerator.sync_gradients:
+                continue
+
+            state["global_step"] += 1
+            step = state["global_step"]
+            progress.update(1)
+            if step % args.logging_steps == 0 or step == max_train_steps:
+                means = torch.tensor([running[k] / running["micro_batches"] for k in ("loss", "ce_loss", "js_loss")])
+                loss, ce_loss, js_loss = accelerator.reduce(means.to(accelerator.device), "mean").tolist()
+                elapsed = time.perf_counter() - tic
+                values = {"loss": loss, "ce_loss": ce_loss, "lr": lr_scheduler.get_last_lr()[0], "epoch": epoch}
+                if config.noise_branch:
+                    values["js_loss"] = js_loss
+                values["samples_per_second"] = clips * accelerator.num_processes / elapsed
+                log(values)
+                progress.set_postfix(loss=f"{loss:.4f}", lr=f"{values['lr']:.2e}")
+                running, clips, tic = defaultdict(float), 0, time.perf_counter()
+
+            end_of_epoch = step % steps_per_epoch == 0
+            if end_of_epoch or step == max_train_steps or (args.eval_steps and step % args.eval_steps == 0):
+                dev = evaluate_eer(model, dev_dataloader, accelerator, metric)
+                log({"dev_eer": dev["eer"], "dev_threshold": dev["threshold"], "epoch": epoch})
+                logger.info(f"step {step} (epoch {epoch}): dev EER {dev['eer']:.3f}%")
+                if state["best_eer"] is None or dev["eer"] < state["best_eer"]:
+                    state.update(best_eer=dev["eer"], best_threshold=dev["threshold"], best_step=step)
+                    state["evals_without_improvement"] = 0
+                    save_best_model(accelerator, model, model_dir, dev["threshold"])
+                else:
+                    state["evals_without_improvement"] += 1
+                    patience = args.early_stopping_patience
+                    if patience is not None and state["evals_without_improvement"] >= patience:
+                        state["stopped_early"] = stop = True
+                        logger.info(
+                            f"Early stopping at step {step}: no better dev EER than {state['best_eer']:.3f}% "
+                            f"(step {state['best_step']}) in {patience} evaluation(s)"
+                        )
+            if args.checkpointing_steps and step % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)
+            if stop or step >= max_train_steps:
+                stop = True
+                break
+    progress.close()
+    accelerator.wait_for_everyone()
+
+    results = []
+    if "eval" in splits:
+        eval_dir = output_dir / EVAL_DIR
+        summary = score_eval_split(accelerator, model_dir, splits["eval"], args, eval_dir)
+        if accelerator.is_main_process:
+            logger.info(f"Eval split: EER {summary['eer']:.3f}% (scores and plots in {eval_dir})")
+            name = f"{Path(dataset_name).name} ({splits['eval'].split or 'eval'})"
+            results.append({"name": name, "dataset": dataset_name, "split": str(splits["eval"].split or "eval"),
+                            "eer": summary["eer"]})
+    if accelerator.is_main_process:
+        plot_training_curves(state["log_history"], model_dir / "training_curves.png")
+        save_model_card(model_dir, args, model_args, data_args, dataset_name, state, results, accelerator.num_processes)
+        trainer_state = {**state, "max_train_steps": max_train_steps, "steps_per_epoch": steps_per_epoch,
+                         "results": results}
+        (output_dir / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1) + "\n", encoding="utf-8")
+        logger.info(f"Best dev EER {state['best_eer']:.3f}% at step {state['best_step']}; model in {model_dir}")
+        if args.push_to_hub:
+            api = HfApi()
+            api.create_repo(args.hub_model_id, private=args.hub_private, exist_ok=True)
+            api.upload_folder(
+                repo_id=args.hub_model_id,
+                folder_path=model_dir,
+                commit_message=f"SONAR, best dev EER {state['best_eer']:.2f}% at step {state['best_step']}",
+                ignore_patterns=["checkpoint-*", "partial-checkpoint-*"],
+            )
+    accelerator.end_training()
+    return state
+
+
+if __name__ == "__main__":
+    main()
