@@ -35,6 +35,7 @@ import modeling_sonar  # noqa: F401  (registers the SONAR Auto classes)
 from modeling_sonar.data import SonarCollator, load_sonar_dataset
 from modeling_sonar.metrics import compute_det_curve, compute_eer, compute_min_tdcf, eer_by_condition
 
+
 logger = get_logger(__name__)
 
 DEFAULT_SPLITS = ("eval", "test", "validation", "dev")

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2019_la.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,6 +37,7 @@ from dataset_scripts.common import (  # noqa: E402
     read_fields,
     run_cli,
 )
+
 
 SPLITS = {
     "train": ("ASVspoof2019_LA_train", "ASVspoof2019.LA.cm.train.trn.txt"),

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2021.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,6 +40,7 @@ from dataset_scripts.common import (  # noqa: E402
     read_fields,
     run_cli,
 )
+
 
 KEY_COLUMNS = {
     "LA": ["speaker", "utt_id", "codec", "transmission", "system", "label", "trim", "phase"],

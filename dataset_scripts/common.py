@@ -17,6 +17,7 @@ from pathlib import Path
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 from tqdm.auto import tqdm
 
+
 logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16000

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as `python dataset_scripts/folder.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +36,7 @@ from dataset_scripts.common import (  # noqa: E402
     parse_label,
     run_cli,
 )
+
 
 LABELS = {"bonafide": 0, "bona-fide": 0, "bona fide": 0, "real": 0, "genuine": 0, "spoof": 1, "fake": 1}
 

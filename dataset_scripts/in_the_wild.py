@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as `python dataset_scripts/in_the_wild.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,6 +33,7 @@ from dataset_scripts.common import (  # noqa: E402
     parse_label,
     run_cli,
 )
+
 
 LABELS = {"bona-fide": 0, "spoof": 1}
 REQUIRED_COLUMNS = ("file", "speaker", "label")

@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+
 if __package__ in (None, ""):  # run as `python dataset_scripts/make_demo_corpus.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,6 +49,7 @@ import torchaudio.functional as AF  # noqa: E402
 import torchaudio.transforms as T  # noqa: E402
 
 from modeling_sonar.data import SAMPLING_RATE, decode_audio  # noqa: E402
+
 
 # gradio files that hold speech (cantina.wav and sax.wav are music); speaker ids group recordings of one person
 SOURCES = {

@@ -89,7 +89,9 @@ class SonarAasistHeteroGraphAttention(nn.Module):
         same11 = (is_type1[:, None] & is_type1[None, :]).unsqueeze(-1)
         same22 = (~is_type1[:, None] & ~is_type1[None, :]).unsqueeze(-1)
         att_weight = torch.where(
-            same11, self.att_weight11.view(-1), torch.where(same22, self.att_weight22.view(-1), self.att_weight12.view(-1))
+            same11,
+            self.att_weight11.view(-1),
+            torch.where(same22, self.att_weight22.view(-1), self.att_weight12.view(-1)),
         )  # (nodes, nodes, out_dim): one attention vector per pair of node types
         att = F.softmax((pairs * att_weight).sum(-1) / self.temperature, dim=-1)
 

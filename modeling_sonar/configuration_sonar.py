@@ -82,8 +82,8 @@ class SonarConfig(PreTrainedConfig):
     Views:
 
     noise_branch (`bool`, *optional*, defaults to `True`):
-        Build the noise path (filter bank, noise encoder, fusion, JS loss). `False` leaves one encoder and the head: the
-        paper's XLS-R + AASIST baseline (Tak et al. 2022), used for the ablation and the convergence benchmark.
+        Build the noise path (filter bank, noise encoder, fusion, JS loss). `False` leaves one encoder and the head:
+        the paper's XLS-R + AASIST baseline (Tak et al. 2022), used for the ablation and the convergence benchmark.
 
     Residual filter bank (noise path):
 
@@ -97,8 +97,8 @@ class SonarConfig(PreTrainedConfig):
         which left the projection commented out) uses `w - sum(w)` in the forward pass; `"none"` is the unconstrained
         ablation.
     learnable_filters (`bool`, *optional*, defaults to `True`):
-        `False` freezes the bank to fixed SRM kernels ([-1, 1], [1, -2, 1], [-1, 3, -3, 1], [-1, 4, -6, 4, -1] and their
-        shifts), the paper's "non-learnable" ablation.
+        `False` freezes the bank to fixed SRM kernels ([-1, 1], [1, -2, 1], [-1, 3, -3, 1], [-1, 4, -6, 4, -1] and
+        their shifts), the paper's "non-learnable" ablation.
 
     Encoders:
 
@@ -110,7 +110,8 @@ class SonarConfig(PreTrainedConfig):
         Tie the content and noise encoders (the paper clones one checkpoint into two separately fine-tuned encoders).
         With shared weights both views run as one batch.
     encoder_name_or_path (`str`, *optional*):
-        The checkpoint both encoders were cloned from by [`SonarModel.from_encoder_pretrained`], kept for the model card.
+        The checkpoint both encoders were cloned from by [`SonarModel.from_encoder_pretrained`], kept for the model
+        card.
 
     Fusion:
 
@@ -128,8 +129,9 @@ class SonarConfig(PreTrainedConfig):
         two-layer MLP on the time-averaged content and noise embeddings; the fusion is then not used).
     aasist_linear_size (`int`, *optional*, defaults to 128):
         Width of the linear map from the encoder's hidden size into AASIST's 2-D feature map.
-    aasist_filters (`list[list[int]]`, *optional*, defaults to `[[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]`):
-        Input and output channels of AASIST's six residual blocks.
+    aasist_filters (`list[list[int]]`, *optional*):
+        Input and output channels of AASIST's six residual blocks; defaults to
+        `[[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]`.
     aasist_gat_dims (`list[int]`, *optional*, defaults to `[64, 32]`):
         Node sizes of the graph-attention layers and of the heterogeneous-graph layers.
     aasist_temperatures (`list[float]`, *optional*, defaults to `[2.0, 2.0, 100.0, 100.0]`):

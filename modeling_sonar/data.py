@@ -18,6 +18,7 @@ import torch
 
 from .rawboost import rawboost
 
+
 if TYPE_CHECKING:
     import datasets
 

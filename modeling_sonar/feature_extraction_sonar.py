@@ -76,7 +76,8 @@ class SonarFeatureExtractor(SequenceFeatureExtractor):
         min_samples = int(round(self.min_duration_s * self.sampling_rate))
         if waveform.size < min_samples:
             raise ValueError(
-                f"{name} is too short: {waveform.size / self.sampling_rate:.3f} s, the minimum is {self.min_duration_s} s."
+                f"{name} is too short: {waveform.size / self.sampling_rate:.3f} s, "
+                f"the minimum is {self.min_duration_s} s."
             )
         peak = float(np.abs(waveform).max())
         if peak < self.silence_threshold:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+
 _PSPOOF = 0.05
 
 ASVSPOOF2019_COST_MODEL = {

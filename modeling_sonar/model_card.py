@@ -11,6 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_sonar import SonarConfig
 
+
 CARD_INPUTS_FILE = "training_summary.json"
 
 CITATION = """@article{sonar2025,
@@ -88,7 +89,9 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         for r in results
     )
     results_table = (
-        "| test set | split | EER (%) | min t-DCF |\n|---|---|---|---|\n" + rows if results else "No test set evaluated."
+        "| test set | split | EER (%) | min t-DCF |\n|---|---|---|---|\n" + rows
+        if results
+        else "No test set evaluated."
     )
     recipe_lines = "\n".join(f"| `{key}` | `{recipe[key]}` |" for key in RECIPE_KEYS if key in recipe)
     threshold = config.to_dict().get("decision_threshold")
@@ -98,7 +101,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
 
 A [SONAR](https://arxiv.org/abs/2511.21325) detector of synthetic (deepfake) speech: {_variant(config)}, encoders of
 type `{encoder.model_type}` (hidden size {encoder.hidden_size}, {encoder.num_hidden_layers} layers)
-{'cloned from `' + config.encoder_name_or_path + '`' if config.encoder_name_or_path else 'trained from scratch'}.
+{"cloned from `" + config.encoder_name_or_path + "`" if config.encoder_name_or_path else "trained from scratch"}.
 SONAR contrasts a content view (the raw waveform) with a noise view (the residual of learnable, value-constrained
 high-pass filters) through two encoders, cross-attention fusion and a Jensen-Shannon alignment loss.
 
@@ -118,8 +121,8 @@ more likely genuine, as in ASVspoof score files. Each recording is scored on win
 at {config.sampling_rate} Hz (shorter input is tiled; longer input is scored window by window and aggregated by
 `{config.window_aggregation}`).
 
-`config.decision_threshold` = **{'%.6g' % threshold if threshold is not None else 'not set'}**: the score at the equal
-error rate on the development split ({dev['eer']:.2f}% EER at step {dev['step']}). Accept as bona fide when
+`config.decision_threshold` = **{"%.6g" % threshold if threshold is not None else "not set"}**: the score at the equal
+error rate on the development split ({dev["eer"]:.2f}% EER at step {dev["step"]}). Accept as bona fide when
 `score >= decision_threshold`. The pipeline's softmax instead thresholds at 0; the two differ when the classes were
 weighted or the dev data differ from yours: calibrate on your own data before deciding anything that matters.
 
@@ -127,7 +130,7 @@ weighted or the dev data differ from yours: calibrate on your own data before de
 
 {results_table}
 
-Development-set EER: {dev['eer']:.2f}% (best of training, used for early stopping and the threshold).
+Development-set EER: {dev["eer"]:.2f}% (best of training, used for early stopping and the threshold).
 
 ## Training recipe
 

@@ -84,7 +84,8 @@ def sonar_js_divergence(content: torch.Tensor, noise: torch.Tensor, log_base: fl
     Jensen-Shannon divergence between the two views, per utterance.
 
     Each frame's hidden vector is turned into a distribution over the D feature bins by a softmax;
-    JS(p, q) = KL(p || m) / 2 + KL(q || m) / 2 with m = (p + q) / 2, divided by ln(log_base), then averaged over frames.
+    JS(p, q) = KL(p || m) / 2 + KL(q || m) / 2 with m = (p + q) / 2, divided by ln(log_base), then averaged over
+    frames.
     With log base 2 it lies in [0, 1].
 
     Args:
@@ -102,7 +103,7 @@ def sonar_js_divergence(content: torch.Tensor, noise: torch.Tensor, log_base: fl
 
 
 def sonar_js_loss(js_divergence: torch.Tensor, is_bonafide: torch.Tensor) -> torch.Tensor:
-    """L_JS = y * JS + (1 - y) * (1 - JS), y = 1 for bona fide: pulls real views together and pushes fake ones apart."""
+    """L_JS = y * JS + (1 - y) * (1 - JS), y = 1 for bona fide: pulls real views together, pushes fake ones apart."""
     y = is_bonafide.to(js_divergence.dtype)
     return (y * js_divergence + (1 - y) * (1 - js_divergence)).mean()
 
@@ -129,7 +130,9 @@ def sonar_windows(waveform: torch.Tensor, window_length: int, hop_length: int) -
     length = waveform.shape[-1]
     if length <= window_length:
         return waveform.repeat(math.ceil(window_length / length))[:window_length].unsqueeze(0)
-    return torch.stack([waveform[s : s + window_length] for s in sonar_window_starts(length, window_length, hop_length)])
+    return torch.stack(
+        [waveform[s : s + window_length] for s in sonar_window_starts(length, window_length, hop_length)]
+    )
 
 
 def sonar_aggregate_windows(window_logits: torch.Tensor, aggregation: str, bonafide_id: int = 0) -> torch.Tensor:
@@ -157,7 +160,9 @@ class SonarResidualFilterBank(nn.Module):
         self.constraint_mode = config.constraint_mode
         self.learnable = config.learnable_filters
         self.centre = config.filter_length // 2
-        self.filters = nn.Parameter(torch.empty(config.num_filters, 1, config.filter_length), requires_grad=self.learnable)
+        self.filters = nn.Parameter(
+            torch.empty(config.num_filters, 1, config.filter_length), requires_grad=self.learnable
+        )
         self.mix = nn.Parameter(torch.empty(1, config.num_filters, 1))
 
     @torch.no_grad()

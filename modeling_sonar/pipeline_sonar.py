@@ -1,8 +1,12 @@
 """An audio-classification pipeline that also reports SONAR's score and its per-window timeline on long recordings."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 from transformers import AudioClassificationPipeline
+from transformers.pipelines.audio_utils import ffmpeg_read
 
 from .modeling_sonar import sonar_window_starts
 
@@ -18,7 +22,9 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
     ```python
     >>> from transformers import pipeline
     >>> from modeling_sonar.pipeline_sonar import SonarAudioClassificationPipeline
-    >>> detector = pipeline("audio-classification", model="org/sonar-xlsr", pipeline_class=SonarAudioClassificationPipeline)
+    >>> detector = pipeline(
+    ...     "audio-classification", model="org/sonar-xlsr", pipeline_class=SonarAudioClassificationPipeline
+    ... )
     >>> detector("interview.mp3", return_timeline=True)["timeline"][:2]
     ```
     """
@@ -31,7 +37,21 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
             postprocess_params["return_timeline"] = return_timeline
         return preprocess_params, forward_params, postprocess_params
 
+    def _read_file(self, path: str) -> dict:
+        """Decodes a local file with FFmpeg (mono, the model's rate); errors name the file and what is wrong."""
+        if not os.path.isfile(path):
+            raise ValueError(f"No audio file at {path!r}.")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"The audio file {path!r} is empty (0 bytes).")
+        rate = self.feature_extractor.sampling_rate
+        try:
+            return {"raw": ffmpeg_read(Path(path).read_bytes(), rate), "sampling_rate": rate}
+        except ValueError as error:
+            raise ValueError(f"Could not decode {path!r} as audio ({error}).") from error
+
     def preprocess(self, inputs):
+        if isinstance(inputs, str) and not inputs.startswith(("http://", "https://")):
+            inputs = self._read_file(inputs)
         if isinstance(inputs, dict) and ("raw" in inputs or "array" in inputs):
             key = "raw" if "raw" in inputs else "array"
             array = np.asarray(inputs[key].cpu() if isinstance(inputs[key], torch.Tensor) else inputs[key])

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from .data import balanced_indices, decode_audio, fix_length
 from .rawboost import rawboost
 
+
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINING_STATE_FILE = "training_state.json"
 

@@ -19,6 +19,7 @@ import torchaudio.functional as AF
 from matplotlib.figure import Figure
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
+
 SPACE_DIR = Path(__file__).resolve().parent
 # The project's CPU quick start writes its Hub-ready model folder here (relative to the repository root).
 DEFAULT_MODEL = SPACE_DIR.parent / "outputs" / "tiny_demo" / "model"
@@ -34,8 +35,9 @@ BANDS_HZ = ((4000, 8000), (0, 4000))  # top panel first
 N_FFT, HOP_LENGTH = 512, 160
 HOW_TO_GET_A_MODEL = (
     "Set `SONAR_MODEL` to a Hub model id or to a folder saved with `save_pretrained` (config.json, "
-    "preprocessor_config.json, model.safetensors and the model's code), or run the CPU quick start in the project's "
-    "README, which writes `outputs/tiny_demo/model`."
+    "preprocessor_config.json, model.safetensors and the model's code), or train the tiny demo model on a CPU in "
+    "minutes, which writes `outputs/tiny_demo/model`: `accelerate launch --cpu --num_processes 1 train_sonar.py "
+    "--config configs/tiny_demo.yaml --output_dir outputs/tiny_demo`."
 )
 
 
@@ -52,11 +54,13 @@ def load_model(model_id: str) -> tuple:
 MODEL, FEATURE_EXTRACTOR, MODEL_ERROR = load_model(MODEL_ID)
 if MODEL is not None:
     SAMPLING_RATE = FEATURE_EXTRACTOR.sampling_rate
-    THRESHOLD = float(getattr(MODEL.config, "decision_threshold", None) or 0.0)
+    # The training script stores the dev-set EER threshold (a bona fide log-odds) in the config.
+    decision_threshold = getattr(MODEL.config, "decision_threshold", None)
+    THRESHOLD = 0.0 if decision_threshold is None else float(decision_threshold)
     THRESHOLD_SOURCE = (
-        "the model's dev-set EER threshold"
-        if getattr(MODEL.config, "decision_threshold", None) is not None
-        else "even odds: the model's config has no `decision_threshold`"
+        "even odds: the model's config has no `decision_threshold`"
+        if decision_threshold is None
+        else "the model's dev-set EER threshold"
     )
     # Window positions come from the model's own code, whether it was loaded from the package or as remote code.
     window_starts = sys.modules[type(MODEL).__module__].sonar_window_starts
@@ -100,14 +104,14 @@ def load_audio(path: str) -> np.ndarray:
 
 
 @torch.inference_mode()
-def detect(audio: str | None) -> dict:
+def detect(path: str | None) -> dict:
     """Scores one audio file: verdict, probabilities, score against the threshold, JS alignment and windows."""
     if MODEL is None:
         raise gr.Error(MODEL_ERROR)
-    if not audio:
+    if not path:
         raise gr.Error("Upload or record a clip first.")
     try:
-        waveform = load_audio(audio)
+        waveform = load_audio(path)
         inputs = FEATURE_EXTRACTOR(waveform, sampling_rate=SAMPLING_RATE, return_tensors="pt")
     except ValueError as error:
         raise gr.Error(f"Cannot score this clip: {error}") from error
@@ -169,7 +173,10 @@ def timeline_figure(windows: list[dict]) -> Figure:
     centres = [(window["start_s"] + window["end_s"]) / 2 for window in windows]
     axis.plot(centres, [window["spoof_probability"] for window in windows], marker="o", color="tab:red")
     axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="decision threshold")
-    axis.set(ylim=(0, 1), xlabel="window centre (s)", ylabel="spoof probability")
+    axis.set(xlim=(0, windows[-1]["end_s"]), ylim=(0, 1), xlabel="window centre (s)", ylabel="spoof probability")
+    axis.set_title(
+        f"Spoof probability of each {windows[0]['end_s'] - windows[0]['start_s']:.2f} s window", fontsize=10
+    )
     axis.legend(loc="upper right", fontsize=8)
     return figure
 
@@ -195,9 +202,9 @@ def describe(report: dict) -> str:
 
 
 @torch.inference_mode()
-def explain(audio: str, report: dict) -> tuple:
+def explain(path: str, report: dict) -> tuple:
     """What the page shows after `detect`: label, words, window timeline, band spectrograms and the noise view."""
-    waveform = torch.from_numpy(load_audio(audio)[: VIEW_MAX_S * SAMPLING_RATE])
+    waveform = torch.from_numpy(load_audio(path)[: VIEW_MAX_S * SAMPLING_RATE])
     shown = f"first {VIEW_MAX_S} s" if report["duration_s"] > VIEW_MAX_S else "whole clip"
     many_windows = len(report["windows"]) > 1
     outputs = (
@@ -213,9 +220,14 @@ def explain(audio: str, report: dict) -> tuple:
     peak = noise.abs().max().clamp_min(1e-8)
     return (
         *outputs,
-        gr.Plot(spectrogram_figure(noise, f"Noise view ({shown}): the filter bank's residual"), visible=True),
+        gr.Plot(spectrogram_figure(noise, f"Noise view ({shown}): what the filter bank passes on"), visible=True),
         gr.Audio((SAMPLING_RATE, (0.9 * 32767 * noise / peak).to(torch.int16).numpy()), visible=True),
     )
+
+
+def clear() -> tuple:
+    """Empties every output, so that a refused clip is not shown next to the previous clip's verdict."""
+    return None, None, "", gr.Plot(visible=False), None, None, None
 
 
 with gr.Blocks(title="SONAR deepfake speech detector") as demo:
@@ -236,23 +248,25 @@ with gr.Blocks(title="SONAR deepfake speech detector") as demo:
         with gr.Column():
             label = gr.Label(label="Verdict", num_top_classes=2)
             verdict = gr.Markdown(elem_id="verdict")
-            timeline = gr.Plot(label="Spoof probability per window", visible=False)
+            timeline = gr.Plot(show_label=False, visible=False, elem_id="timeline")
     with gr.Row():
-        spectrogram = gr.Plot(label="Input spectrogram")
+        spectrogram = gr.Plot(show_label=False)
         with gr.Column():
-            noise_spectrogram = gr.Plot(label="What the learned residual filter bank passes on to the noise encoder")
-            noise_audio = gr.Audio(label="Noise view (peak-normalised)", type="numpy", interactive=False)
+            noise_spectrogram = gr.Plot(show_label=False)
+            noise_audio = gr.Audio(
+                label="Noise view: what the learned filter bank passes on to the noise encoder (peak-normalised)",
+                type="numpy",
+                interactive=False,
+            )
     with gr.Accordion("API response (`/predict`)", open=False):
         report = gr.JSON(label="JSON")
 
-    gr.on(
+    shown = [label, verdict, timeline, spectrogram, noise_spectrogram, noise_audio]
+    detection = gr.on(
         [button.click, audio.upload, audio.stop_recording], detect, inputs=audio, outputs=report, api_name="predict"
-    ).success(
-        explain,
-        inputs=[audio, report],
-        outputs=[label, verdict, timeline, spectrogram, noise_spectrogram, noise_audio],
-        api_visibility="private",
     )
+    detection.success(explain, inputs=[audio, report], outputs=shown, api_visibility="private")
+    detection.failure(clear, outputs=[report, *shown], api_visibility="private")
 
 demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
 

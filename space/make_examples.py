@@ -16,6 +16,7 @@ import torch
 import torchaudio.functional as AF
 import torchaudio.transforms as T
 
+
 SAMPLING_RATE = 16000
 GRADIO_AUDIO = Path(gradio.__file__).parent / "media_assets" / "audio"
 OUTPUT_DIR = Path(__file__).resolve().parent / "examples"

@@ -18,6 +18,7 @@ from modeling_sonar.data import (
     load_sonar_dataset,
 )
 
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dataset_scripts import asvspoof2019_la, asvspoof2021, folder, in_the_wild, make_demo_corpus  # noqa: E402
 from dataset_scripts.common import LABEL_NAMES, ConversionError, write_dataset  # noqa: E402
 from modeling_sonar.data import decode_audio, load_sonar_dataset  # noqa: E402
+
 
 REPO = Path(__file__).resolve().parents[1]
 SONAR_MINI = REPO.parent / "shared" / "data" / "sonar-mini"

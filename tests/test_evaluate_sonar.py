@@ -11,10 +11,12 @@ import pytest
 import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import evaluate_sonar  # noqa: E402
+
 
 LABELS = [0, 0, 0, 1, 1, 1]
 SYSTEMS = ["-", "-", "-", "A01", "A01", "A02"]

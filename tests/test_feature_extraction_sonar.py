@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_speechlike
 
+from conftest import make_speechlike
 from modeling_sonar import SonarFeatureExtractor
 
 

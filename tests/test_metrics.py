@@ -14,6 +14,7 @@ from modeling_sonar.metrics import (
     eer_by_condition,
 )
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ASV scores of the hand-computed t-DCF cases: target vs. nontarget separate perfectly; the EER threshold is the

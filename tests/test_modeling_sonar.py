@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import make_speechlike
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+from conftest import make_speechlike
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, SonarModel
 from modeling_sonar.modeling_sonar import sonar_js_divergence, sonar_js_loss, sonar_windows
 

@@ -18,6 +18,7 @@ import torch
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from modeling_sonar.data import decode_audio
 
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP = REPO_ROOT / "space" / "app.py"
 EXAMPLES = REPO_ROOT / "space" / "examples"
@@ -181,20 +182,20 @@ def test_predict_matches_direct_model_call(client, clips, expected, name):
         assert report["windows"][-1]["end_s"] == pytest.approx(report["duration_s"])
 
 
-@pytest.mark.parametrize(
-    "name, message",
-    [
-        ("empty", r"empty\.wav is empty \(0 bytes\)"),
-        ("text", r"notes\.wav could not be decoded as audio"),
-        ("short", r"too short: 0\.050 s, the minimum is 0\.1 s"),
-        ("ten_minutes", r"ten_minutes\.wav lasts 10\.0 minutes; this Space scores at most 5 minutes"),
-    ],
-)
-def test_bad_input_is_answered_with_a_message(client, clips, name, message):
+BAD_INPUT_MESSAGES = {
+    "empty": r"empty\.wav is empty \(0 bytes\)",
+    "text": r"notes\.wav could not be decoded as audio",
+    "short": r"too short: 0\.050 s, the minimum is 0\.1 s",
+    "ten_minutes": r"ten_minutes\.wav lasts 10\.0 minutes; this Space scores at most 5 minutes",
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUT_MESSAGES)
+def test_bad_input_is_answered_with_a_message(client, clips, name):
     from gradio_client.exceptions import AppError
 
     started = time.monotonic()
-    with pytest.raises(AppError, match=message):
+    with pytest.raises(AppError, match=BAD_INPUT_MESSAGES[name]):
         predict(client, clips[name])
     assert time.monotonic() - started < 30
 
@@ -207,21 +208,45 @@ def test_twenty_concurrent_requests(client, clips, expected):
         assert_matches(report, expected[name])
 
 
+def import_app(monkeypatch, model: Path, name: str):
+    """`space/app.py` imported in this process (not launched) with `SONAR_MODEL=model`."""
+    monkeypatch.setenv("SONAR_MODEL", str(model))
+    for key, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location(name, APP)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
+
+
 def test_without_a_model_the_page_says_how_to_make_one(tmp_path, monkeypatch):
     import gradio as gr
 
-    monkeypatch.setenv("SONAR_MODEL", str(tmp_path / "missing"))
-    for key, value in OFFLINE_ENV.items():
-        monkeypatch.setenv(key, value)
-    spec = importlib.util.spec_from_file_location("space_app_without_model", APP)
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-
+    app = import_app(monkeypatch, tmp_path / "missing", "space_app_without_model")
     assert app.MODEL is None
     page_text = " ".join(str(block.value) for block in app.demo.blocks.values() if isinstance(block, gr.Markdown))
     assert "No model loaded" in page_text and "outputs/tiny_demo/model" in page_text and "SONAR_MODEL" in page_text
     with pytest.raises(gr.Error, match="SONAR_MODEL"):
         app.detect(str(EXAMPLES / "real_speech.flac"))
+
+
+def test_baseline_model_with_short_windows_and_no_threshold(tmp_path, monkeypatch):
+    """The XLS-R baseline has no noise view and no JS; 2 s windows (as in the tiny demo) give a longer timeline."""
+    torch.manual_seed(0)
+    config = SonarConfig.from_preset("tiny", noise_branch=False, max_length=32000, window_hop_length=16000)
+    SonarForAudioClassification(config).save_pretrained(tmp_path)
+    SonarFeatureExtractor().save_pretrained(tmp_path)
+    app = import_app(monkeypatch, tmp_path, "space_app_baseline")
+
+    clip = str(EXAMPLES / "real_then_generated.flac")  # 5 s in 2 s windows every 1 s
+    report = app.detect(clip)
+    assert report["threshold"] == 0.0 and report["threshold_source"].startswith("even odds")
+    assert report["js_divergence"] is None
+    assert [window["start_s"] for window in report["windows"]] == [0.0, 1.0, 2.0, 3.0]
+    probabilities, words, timeline, spectrogram, noise_spectrogram, noise_audio = app.explain(clip, report)
+    assert probabilities == report["probabilities"] and "threshold" in words and "Jensen-Shannon" not in words
+    assert timeline.visible and spectrogram is not None
+    assert not noise_spectrogram.visible and not noise_audio.visible
 
 
 @pytest.mark.browser
@@ -246,9 +271,14 @@ def test_page_in_chromium(server, clips, expected, tmp_path):
             page.locator("input[type=file]").first.set_input_files(str(clips["long"]))  # the upload runs detection
             sync_api.expect(page.locator("#verdict")).to_contain_text(verdict_text, timeout=90_000)
             sync_api.expect(page.locator("#verdict")).to_contain_text(f"threshold {THRESHOLD:+.4f}")
-            sync_api.expect(page.get_by_text("Spoof probability per window").first).to_be_visible()
+            sync_api.expect(page.locator("#timeline")).to_be_visible()  # 5 s: more than one window
             page.wait_for_timeout(1000)  # let the plots finish drawing
             page.screenshot(path=str(screenshot), full_page=True)
+
+            page.goto(server)  # a refused clip: the page says why instead of a verdict
+            page.locator("input[type=file]").first.set_input_files(str(clips["text"]))
+            sync_api.expect(page.get_by_text("notes.wav could not be decoded as audio").first).to_be_visible()
+            sync_api.expect(page.locator("#verdict")).not_to_contain_text("(generated)")
         finally:
             context.close()
     print(f"screenshot: {screenshot}")

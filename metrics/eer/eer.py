@@ -10,6 +10,7 @@ import evaluate
 
 from modeling_sonar.metrics import compute_eer
 
+
 _DESCRIPTION = """
 The equal error rate (EER) is the error rate at the operating point where the miss rate (bona fide rejected) equals
 the false-alarm rate (spoof accepted), the primary metric of the ASVspoof challenges. It is computed exactly from the

@@ -1,0 +1,157 @@
+#!/usr/bin/env python
+"""Release a trained SONAR model, and optionally its Space, on the Hugging Face Hub in one command.
+
+    python release_sonar.py --model_dir outputs/sonar-full/model --repo_id ORG/sonar-full \
+        --space_dir space --space_id ORG/sonar-full-demo \
+        --results "ASVspoof 2021 DF=outputs/eval-21df/summary.json" --results "In-the-Wild=outputs/eval-itw/summary.json"
+    python release_sonar.py --model_dir outputs/tiny_demo/model --repo_id ORG/sonar-tiny-demo --dry-run release/
+
+`--results NAME=SUMMARY` (a `summary.json` of `evaluate_sonar.py`) adds a test set to the model card and its
+model-index, so the Hub shows the EER per test set. The model repository gets the model folder (weights, config with
+`decision_threshold`, code, feature extractor, card, curves); the Space repository gets the Space folder and the
+variable `SONAR_MODEL=REPO_ID`. Checkpoints, caches and bytecode are never uploaded. `--dry-run OUT` uploads
+nothing: it copies exactly the files that would be uploaded into `OUT/model` and `OUT/space` and writes the plan to
+`OUT/plan.json`. The token comes from `hf auth login` or `HF_TOKEN`.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from huggingface_hub import HfApi
+from huggingface_hub.utils import filter_repo_objects
+
+IGNORE_PATTERNS = [
+    "checkpoint-*",
+    "checkpoint-*/**",
+    "partial-checkpoint-*",
+    "**/__pycache__/**",
+    "__pycache__/**",
+    "*.pyc",
+    ".git/**",
+    ".cache/**",
+    "**/.ipynb_checkpoints/**",
+    "flagged/**",
+    ".gradio/**",
+]
+REQUIRED_MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "README.md")
+
+
+def files_to_upload(folder: Path) -> list[str]:
+    """Relative paths `upload_folder(..., ignore_patterns=IGNORE_PATTERNS)` sends, found with the same filter."""
+    paths = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    return list(filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS))
+
+
+def add_results_to_card(model_dir: Path, results: Sequence[str]) -> None:
+    """Re-render the model card with the test sets `NAME=SUMMARY_JSON` added (or replaced, by name)."""
+    from modeling_sonar import SonarConfig
+    from modeling_sonar.model_card import CARD_INPUTS_FILE, render_model_card
+
+    inputs_path = model_dir / CARD_INPUTS_FILE
+    if not inputs_path.is_file():
+        raise ValueError(f"--results needs {inputs_path}, which train_sonar.py writes next to the model")
+    summary = json.loads(inputs_path.read_text(encoding="utf-8"))
+    for item in results:
+        name, separator, path = item.partition("=")
+        if not separator or not Path(path).is_file():
+            raise ValueError(f"--results {item!r}: expected NAME=PATH to an evaluate_sonar.py summary.json")
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        entry = {"name": name, "dataset": result.get("dataset", name), "split": result.get("split") or "test"}
+        entry.update(eer=result["eer"], min_tdcf=result.get("min_tdcf"))
+        summary["results"] = [r for r in summary.get("results", []) if r["name"] != name] + [entry]
+    inputs_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    render_model_card(SonarConfig.from_pretrained(model_dir), summary, model_dir.name).save(model_dir / "README.md")
+
+
+def release(
+    model_dir: str | Path,
+    repo_id: str,
+    space_dir: str | Path | None = None,
+    space_id: str | None = None,
+    private: bool = False,
+    dry_run: str | Path | None = None,
+    api: HfApi | None = None,
+) -> dict:
+    """Upload the model folder (and the Space folder), or with `dry_run` copy what would be uploaded. Returns the
+    plan: per repository, its id, type and files."""
+    model_dir = Path(model_dir)
+    missing = [name for name in REQUIRED_MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise ValueError(f"{model_dir} is not a trained SONAR model folder: it lacks {missing}")
+    if (space_dir is None) != (space_id is None):
+        raise ValueError("--space_dir and --space_id go together")
+    uploads = [{"name": "model", "repo_id": repo_id, "repo_type": "model", "folder": model_dir}]
+    if space_dir is not None:
+        space_dir = Path(space_dir)
+        if not (space_dir / "app.py").is_file():
+            raise ValueError(f"{space_dir} is not a Space folder: it has no app.py")
+        uploads.append({"name": "space", "repo_id": space_id, "repo_type": "space", "folder": space_dir})
+    plan = {
+        "private": private,
+        "repos": [
+            {**{k: str(v) for k, v in upload.items()}, "files": files_to_upload(upload["folder"])} for upload in uploads
+        ],
+        "space_variables": {"SONAR_MODEL": repo_id} if space_id else {},
+    }
+
+    if dry_run is not None:
+        dry_run = Path(dry_run)
+        for upload, repo in zip(uploads, plan["repos"]):
+            target = dry_run / upload["name"]
+            if target.exists():
+                shutil.rmtree(target)
+            for relative in repo["files"]:
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(upload["folder"] / relative, target / relative)
+        (dry_run / "plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+        return plan
+
+    api = api or HfApi()
+    for upload in uploads:
+        extra = {"space_sdk": "gradio"} if upload["repo_type"] == "space" else {}
+        api.create_repo(upload["repo_id"], repo_type=upload["repo_type"], private=private, exist_ok=True, **extra)
+        api.upload_folder(
+            repo_id=upload["repo_id"],
+            repo_type=upload["repo_type"],
+            folder_path=upload["folder"],
+            ignore_patterns=IGNORE_PATTERNS,
+            commit_message=f"Release SONAR {upload['name']} folder",
+        )
+    if space_id:
+        api.add_space_variable(space_id, "SONAR_MODEL", repo_id)
+    return plan
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, type=Path, help="model folder written by train_sonar.py")
+    parser.add_argument("--repo_id", required=True, help="model repository, ORG/NAME")
+    parser.add_argument("--space_dir", type=Path, help="Space folder to upload too (e.g. space)")
+    parser.add_argument("--space_id", help="Space repository, ORG/NAME-demo")
+    parser.add_argument("--private", action="store_true", help="create the repositories as private")
+    parser.add_argument(
+        "--results", action="append", default=[], metavar="NAME=SUMMARY", help="test set to add to the card"
+    )
+    parser.add_argument("--dry-run", "--dry_run", dest="dry_run", type=Path, metavar="OUT", help="copy, don't upload")
+    args = parser.parse_args(argv)
+    try:
+        if args.results:
+            add_results_to_card(args.model_dir, args.results)
+        plan = release(args.model_dir, args.repo_id, args.space_dir, args.space_id, args.private, args.dry_run)
+    except ValueError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    verb = f"Would upload (copied to {args.dry_run})" if args.dry_run else "Uploaded"
+    for repo in plan["repos"]:
+        print(f"{verb} {len(repo['files'])} files to {repo['repo_type']} {repo['repo_id']}: {', '.join(repo['files'])}")
+    for name, value in plan["space_variables"].items():
+        print(f"Space variable {name}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
