@@ -3,7 +3,8 @@
 
     python release_sonar.py --model_dir outputs/sonar-full/model --repo_id ORG/sonar-full \
         --space_dir space --space_id ORG/sonar-full-demo \
-        --results "ASVspoof 2021 DF=outputs/eval-21df/summary.json" --results "In-the-Wild=outputs/eval-itw/summary.json"
+        --results "ASVspoof 2021 DF=outputs/eval-21df/summary.json" \
+        --results "In-the-Wild=outputs/eval-itw/summary.json"
     python release_sonar.py --model_dir outputs/tiny_demo/model --repo_id ORG/sonar-tiny-demo --dry-run release/
 
 `--results NAME=SUMMARY` (a `summary.json` of `evaluate_sonar.py`) adds a test set to the model card and its
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
+
 
 IGNORE_PATTERNS = [
     "checkpoint-*",
@@ -93,7 +95,8 @@ def release(
     plan = {
         "private": private,
         "repos": [
-            {**{k: str(v) for k, v in upload.items()}, "files": files_to_upload(upload["folder"])} for upload in uploads
+            {**{k: str(v) for k, v in upload.items()}, "files": files_to_upload(upload["folder"])}
+            for upload in uploads
         ],
         "space_variables": {"SONAR_MODEL": repo_id} if space_id else {},
     }
@@ -147,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     verb = f"Would upload (copied to {args.dry_run})" if args.dry_run else "Uploaded"
     for repo in plan["repos"]:
-        print(f"{verb} {len(repo['files'])} files to {repo['repo_type']} {repo['repo_id']}: {', '.join(repo['files'])}")
+        print(
+            f"{verb} {len(repo['files'])} files to {repo['repo_type']} {repo['repo_id']}: {', '.join(repo['files'])}"
+        )
     for name, value in plan["space_variables"].items():
         print(f"Space variable {name}={value}")
     return 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train SONAR, or its one-encoder baseline, with Accelerate: weighted CE + JS loss, dev EER each epoch, early stopping.
+"""Train SONAR, or its one-encoder baseline, with Accelerate: weighted CE + JS loss, dev EER per epoch, early stopping.
 
 The paper's recipe, SONAR-Full on XLS-R 300M and ASVspoof 2019 LA (GPUs; multi-GPU and multi-node through
 `accelerate config`, DeepSpeed ZeRO-2 with `--config_file configs/deepspeed_zero2.yaml` after `launch`):
@@ -57,6 +57,7 @@ from modeling_sonar.training_utils import (
     rotate_checkpoints,
 )
 
+
 logger = get_logger(__name__)
 
 REPO_DIR = Path(__file__).resolve().parent
@@ -84,7 +85,7 @@ class ModelArguments:
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": 'SonarConfig fields as JSON, e.g. \'{"lambda_js": 0.8}\' (a mapping in a YAML config).'},
+        metadata={"help": "SonarConfig fields as JSON, e.g. '{\"lambda_js\": 0.8}' (a mapping in a YAML config)."},
     )
     class_weights: list[float] | None = field(
         default=None,
@@ -121,7 +122,9 @@ class DataArguments:
     rawboost_algo: int = field(default=4, metadata={"help": "RawBoost algorithm 0-8 (0 none; 4, the paper's: 1+2+3)."})
     balanced_sampling: bool = field(
         default=True,
-        metadata={"help": "Epochs of all bona fide plus as many random spoof rows (the released code); else all rows."},
+        metadata={
+            "help": "Epochs of all bona fide plus as many random spoof rows (the released code); else all rows."
+        },
     )
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding and augmenting, per process."})
 
@@ -185,7 +188,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    for name in ("max_steps", "eval_steps", "checkpointing_steps", "checkpoints_total_limit", "early_stopping_patience"):
+    for name in (
+        "max_steps",
+        "eval_steps",
+        "checkpointing_steps",
+        "checkpoints_total_limit",
+        "early_stopping_patience",
+    ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1 (or None), got {getattr(args, name)!r}")
     if data_args.rawboost_algo not in range(9):
@@ -215,7 +224,7 @@ def prepare_demo_dataset() -> Path:
 
 
 def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
-    """The dataset's path or id and its train, dev and (optional) eval splits."""
+    """The dataset's name (folder name or Hub id) and its train, dev and (optional) eval splits."""
     source = str(prepare_demo_dataset()) if data_args.dataset == "demo" else data_args.dataset
     dataset = load_sonar_dataset(source)
     if not isinstance(dataset, DatasetDict):
@@ -235,7 +244,8 @@ def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
         "dev": pick(data_args.dev_split, DEV_SPLITS, "dev", True),
         "eval": pick(data_args.eval_split, EVAL_SPLITS, "eval", False),
     }
-    return source, {role: dataset[name] for role, name in names.items() if name is not None}
+    dataset_name = Path(source).name if Path(source).exists() else source  # a local folder by its name
+    return dataset_name, {role: dataset[name] for role, name in names.items() if name is not None}
 
 
 def build_model(model_args: ModelArguments, data_args: DataArguments, train_labels: list[int]):
@@ -362,8 +372,10 @@ def main(argv: list[str] | None = None) -> dict:
     logger.info("Splits: " + ", ".join(f"{role} {len(split)}" for role, split in splits.items()))
     model = build_model(model_args, data_args, splits["train"]["label"][:])
     config = model.config
-    logger.info(f"{model_args.preset}: {model.num_parameters() / 1e6:.2f} M parameters, class weights "
-                f"{config.class_weights}, window {config.max_length} samples")
+    logger.info(
+        f"{model_args.preset}: {model.num_parameters() / 1e6:.2f} M parameters, class weights "
+        f"{config.class_weights}, window {config.max_length} samples"
+    )
     if accelerator.distributed_type == DistributedType.DEEPSPEED and config.constraint_mode == "projection":
         logger.warning(
             "DeepSpeed's optimiser keeps its own fp32 copy of the weights, which overwrites the filter projection at "
@@ -407,7 +419,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     if accelerator.is_main_process:
         hparams = {**asdict(model_args), **asdict(data_args), **asdict(args)}
-        accelerator.init_trackers("sonar", {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in hparams.items()})
+        accelerator.init_trackers(
+            "sonar", {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in hparams.items()}
+        )
     logger.info(
         f"{len(splits['train'])} training clips, {len(sampler)} per epoch, {steps_per_epoch} steps per epoch, "
         f"{max_train_steps} steps at most; effective batch "
@@ -496,14 +510,26 @@ def main(argv: list[str] | None = None) -> dict:
         summary = score_eval_split(accelerator, model_dir, splits["eval"], args, eval_dir)
         if accelerator.is_main_process:
             logger.info(f"Eval split: EER {summary['eer']:.3f}% (scores and plots in {eval_dir})")
-            name = f"{Path(dataset_name).name} ({splits['eval'].split or 'eval'})"
-            results.append({"name": name, "dataset": dataset_name, "split": str(splits["eval"].split or "eval"),
-                            "eer": summary["eer"]})
+            name = f"{dataset_name} ({splits['eval'].split or 'eval'})"
+            results.append(
+                {
+                    "name": name,
+                    "dataset": dataset_name,
+                    "split": str(splits["eval"].split or "eval"),
+                    "eer": summary["eer"],
+                }
+            )
     if accelerator.is_main_process:
         plot_training_curves(state["log_history"], model_dir / "training_curves.png")
-        save_model_card(model_dir, args, model_args, data_args, dataset_name, state, results, accelerator.num_processes)
-        trainer_state = {**state, "max_train_steps": max_train_steps, "steps_per_epoch": steps_per_epoch,
-                         "results": results}
+        save_model_card(
+            model_dir, args, model_args, data_args, dataset_name, state, results, accelerator.num_processes
+        )
+        trainer_state = {
+            **state,
+            "max_train_steps": max_train_steps,
+            "steps_per_epoch": steps_per_epoch,
+            "results": results,
+        }
         (output_dir / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1) + "\n", encoding="utf-8")
         logger.info(f"Best dev EER {state['best_eer']:.3f}% at step {state['best_step']}; model in {model_dir}")
         if args.push_to_hub:

@@ -57,10 +57,27 @@ SONAR_AUTO_MAP = {
     "AutoModelForAudioClassification": "modeling_sonar.SonarForAudioClassification",
 }
 
+# A small encoder that learns from scratch on a CPU in minutes: the main job's and the convergence benchmark's.
+SMALL_ENCODER = {
+    **TINY_ENCODER,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "conv_dim": [32, 32, 32],
+    "num_conv_pos_embedding_groups": 4,
+}
+
 SONAR_PRESETS = {
     "sonar-full": {"encoder_config": XLSR_300M_ENCODER, "head": "aasist"},
     "sonar-lite": {"encoder_config": XLSR_300M_ENCODER, "head": "mlp"},
     "baseline": {"encoder_config": XLSR_300M_ENCODER, "head": "aasist", "noise_branch": False},
+    "small": {
+        "encoder_config": SMALL_ENCODER,
+        "aasist_linear_size": 48,
+        "aasist_filters": [[1, 16], [16, 16], [16, 32], [32, 32], [32, 32], [32, 32]],
+        "aasist_gat_dims": [32, 16],
+        "mlp_hidden_size": 64,
+    },
     "tiny": {
         "encoder_config": TINY_ENCODER,
         "num_filters": 4,
@@ -172,8 +189,6 @@ class SonarConfig(PreTrainedConfig):
         takes the most spoof-like window.
     window_batch_size (`int`, *optional*, defaults to 16):
         Windows of long recordings scored per forward pass, which bounds memory on hour-long input.
-    initializer_range (`float`, *optional*, defaults to 0.02):
-        Standard deviation of the normal initialiser of the fusion's and heads' linear layers.
 
     Example:
 
@@ -230,7 +245,6 @@ class SonarConfig(PreTrainedConfig):
     window_hop_length: int = 32300
     window_aggregation: str = "mean"
     window_batch_size: int = 16
-    initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
         self.aasist_filters = self.aasist_filters or [[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]
@@ -287,7 +301,8 @@ class SonarConfig(PreTrainedConfig):
     def from_preset(cls, name: str, **overrides) -> "SonarConfig":
         """
         Builds a named variant: `sonar-full`, `sonar-lite`, `baseline` (XLS-R + AASIST, no noise path), all at XLS-R
-        300M size, or `tiny` (test sizes, for CPU runs). `overrides` replace any field, e.g. `head="mlp"`.
+        300M size; `small` (a 2-layer, hidden-64 encoder that trains from scratch on a CPU: the main job's) or `tiny`
+        (test sizes). `overrides` replace any field, e.g. `head="mlp"`.
         """
         if name not in SONAR_PRESETS:
             raise ValueError(f"Unknown SONAR preset {name!r}; choose one of {sorted(SONAR_PRESETS)}.")

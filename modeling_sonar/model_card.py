@@ -85,7 +85,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
     )
     rows = "\n".join(
         f"| {r['name']} | {r['split']} | {r['eer']:.2f} | "
-        f"{'%.4f' % r['min_tdcf'] if r.get('min_tdcf') is not None else '-'} |"
+        f"{'-' if r.get('min_tdcf') is None else format(r['min_tdcf'], '.4f')} |"
         for r in results
     )
     results_table = (
@@ -95,6 +95,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
     )
     recipe_lines = "\n".join(f"| `{key}` | `{recipe[key]}` |" for key in RECIPE_KEYS if key in recipe)
     threshold = config.to_dict().get("decision_threshold")
+    threshold_text = "not set" if threshold is None else f"{threshold:.6g}"
     encoder = config.encoder_config
     body = f"""
 # {model_name}
@@ -121,7 +122,7 @@ more likely genuine, as in ASVspoof score files. Each recording is scored on win
 at {config.sampling_rate} Hz (shorter input is tiled; longer input is scored window by window and aggregated by
 `{config.window_aggregation}`).
 
-`config.decision_threshold` = **{"%.6g" % threshold if threshold is not None else "not set"}**: the score at the equal
+`config.decision_threshold` = **{threshold_text}**: the score at the equal
 error rate on the development split ({dev["eer"]:.2f}% EER at step {dev["step"]}). Accept as bona fide when
 `score >= decision_threshold`. The pipeline's softmax instead thresholds at 0; the two differ when the classes were
 weighted or the dev data differ from yours: calibrate on your own data before deciding anything that matters.

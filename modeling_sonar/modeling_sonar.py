@@ -257,9 +257,9 @@ class SonarPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """
-        Initialises SONAR's own layers (linear layers from N(0, initializer_range), as in transformers; convolutions
-        He-normal, which trains the AASIST stack fastest); the encoders are sub-models and initialise, or load,
-        themselves.
+        Initialises SONAR's own layers; the encoders are sub-models and initialise, or load, themselves. Linear and
+        convolution weights are LeCun-normal (std 1/sqrt(fan_in)), which keeps activations at unit scale through the
+        SELU network of AASIST whatever the encoder's width.
         """
         if isinstance(module, SonarResidualFilterBank):
             if not getattr(module.filters, "_is_hf_initialized", False):
@@ -271,7 +271,7 @@ class SonarPreTrainedModel(PreTrainedModel):
         elif isinstance(module, (SonarAasistGraphAttention, SonarAasistHeteroGraphAttention)):
             for param in module.parameters(recurse=False):
                 init.xavier_normal_(param)
-        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             init.kaiming_normal_(module.weight, nonlinearity="linear")
             if module.bias is not None:
                 init.zeros_(module.bias)

@@ -37,26 +37,25 @@ import math
 import sys
 from pathlib import Path
 
-import soundfile as sf
-from datasets import load_from_disk
 from transformers import pipeline
+
+from modeling_sonar.data import decode_audio, load_sonar_dataset
 
 out, dataset = Path(sys.argv[1]), sys.argv[2]
 model_dir = out / "model"
 detector = pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)
 threshold = json.loads((model_dir / "config.json").read_text()).get("decision_threshold", 0.0)
-eval_split = load_from_disk(dataset)["eval"]
+eval_split = load_sonar_dataset(dataset, "eval")
 labels = eval_split["label"][:]
 for wanted in (0, 1):  # the first bona fide and the first spoof recording of the eval split
     row = eval_split[labels.index(wanted)]
-    path = row["audio"]["path"]
-    waveform, rate = sf.read(path, dtype="float32")
-    result = {item["label"]: item["score"] for item in detector({"raw": waveform, "sampling_rate": rate})}
+    waveform = decode_audio(row["audio"])
+    result = {item["label"]: item["score"] for item in detector({"raw": waveform, "sampling_rate": 16000})}
     log_odds = math.log(max(result["bonafide"], 1e-12) / max(result["spoof"], 1e-12))
     verdict = "bona fide (real)" if log_odds >= threshold else "spoof (generated)"
     truth = eval_split.features["label"].int2str(wanted)
-    print(f"{Path(path).name} [{row['utt_id']}, truly {truth}]: {verdict}; log-odds {log_odds:+.3f}, "
-          f"threshold {threshold:+.3f}, pipeline {result}")
+    print(f"{row['utt_id']} (truly {truth}): {verdict}; log-odds {log_odds:+.6f}, "
+          f"threshold {threshold:+.6f}, pipeline {result}")
 summary = json.loads((out / "eval" / "summary.json").read_text())
 state = json.loads((out / "trainer_state.json").read_text())
 print(f"dev EER {state['best_eer']:.2f}% (step {state['best_step']}), eval EER {summary['eer']:.2f}% "

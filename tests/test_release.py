@@ -1,0 +1,102 @@
+"""release_sonar.py: the dry run holds exactly what the upload sends, the upload calls the Hub API as planned (HfApi
+patched: there is no Hub here), and the released folder loads with the three loaders without modeling_sonar."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from huggingface_hub import HfApi
+from huggingface_hub.utils import filter_repo_objects
+
+import release_sonar
+from conftest import REPO_ROOT
+from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
+from modeling_sonar.model_card import write_model_card
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A trained-looking model folder: tiny weights, threshold, card, plus a checkpoint that must never be uploaded."""
+    folder = tmp_path_factory.mktemp("release") / "model"
+    config = SonarConfig.from_preset("tiny", max_length=16000, window_hop_length=8000, class_weights=[0.8, 0.2])
+    config.decision_threshold = 0.25
+    SonarForAudioClassification(config).save_pretrained(folder)
+    SonarFeatureExtractor().save_pretrained(folder)
+    summary = {
+        "recipe": {"dataset": "demo", "preset": "tiny", "learning_rate": 1e-3},
+        "dev": {"eer": 12.5, "threshold": 0.25, "step": 40},
+        "results": [{"name": "demo (eval)", "dataset": "demo", "split": "eval", "eer": 20.0}],
+    }
+    write_model_card(folder, summary, "sonar-tiny-demo")
+    (folder / "checkpoint-40").mkdir()
+    (folder / "checkpoint-40" / "optimizer.bin").write_bytes(b"state")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "modeling_sonar.cpython-311.pyc").write_bytes(b"")
+    return folder
+
+
+def test_dry_run_writes_what_would_be_uploaded(model_dir, tmp_path):
+    out = tmp_path / "dry"
+    code = release_sonar.main(
+        ["--model_dir", str(model_dir), "--repo_id", "me/sonar", "--space_dir", str(REPO_ROOT / "space"),
+         "--space_id", "me/sonar-demo", "--dry-run", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    model_files = sorted(p.relative_to(out / "model").as_posix() for p in (out / "model").rglob("*") if p.is_file())
+    assert "model.safetensors" in model_files and "modeling_sonar.py" in model_files and "README.md" in model_files
+    assert not any("checkpoint" in name or "__pycache__" in name for name in model_files)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["repos"][0]["files"] == model_files
+    assert "app.py" in plan["repos"][1]["files"] and plan["space_variables"] == {"SONAR_MODEL": "me/sonar"}
+    card = (out / "model" / "README.md").read_text()
+    assert "model-index" in card and "value: 20.0" in card and "decision_threshold" in card and "2511.21325" in card
+
+
+def test_upload_calls_the_hub_as_the_dry_run_plans(model_dir, tmp_path, monkeypatch):
+    calls = []
+    for method in ("create_repo", "upload_folder", "add_space_variable"):
+        monkeypatch.setattr(HfApi, method, lambda self, *a, _m=method, **k: calls.append((_m, a, k)))
+    plan = release_sonar.release(model_dir, "me/sonar", REPO_ROOT / "space", "me/sonar-demo", private=True)
+    dry = release_sonar.release(model_dir, "me/sonar", REPO_ROOT / "space", "me/sonar-demo", dry_run=tmp_path)
+    assert plan == {**dry, "private": True}
+    creates = [k for m, _, k in calls if m == "create_repo"]
+    assert [(c["repo_type"], c["private"]) for c in creates] == [("model", True), ("space", True)]
+    assert creates[1]["space_sdk"] == "gradio"
+    uploads = [k for m, _, k in calls if m == "upload_folder"]
+    assert [(u["repo_id"], u["repo_type"]) for u in uploads] == [("me/sonar", "model"), ("me/sonar-demo", "space")]
+    for upload, repo in zip(uploads, plan["repos"]):
+        folder = upload["folder_path"]
+        every_file = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        sent = sorted(filter_repo_objects(every_file, ignore_patterns=upload["ignore_patterns"]))
+        assert sent == repo["files"]  # what upload_folder sends is what the dry run copied
+        copied = sorted(p.relative_to(tmp_path / repo["name"]).as_posix() for p in (tmp_path / repo["name"]).rglob("*")
+                        if p.is_file())  # fmt: skip
+        assert copied == sent
+    assert ("add_space_variable", ("me/sonar-demo", "SONAR_MODEL", "me/sonar"), {}) in calls
+
+
+def test_released_folder_loads_without_the_package(model_dir, tmp_path):
+    release_sonar.release(model_dir, "me/sonar", dry_run=tmp_path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from transformers import AutoModel, AutoModelForAudioClassification, pipeline
+        folder = {str(tmp_path / "model")!r}
+        base = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True)
+        detector = pipeline("audio-classification", model=folder, trust_remote_code=True)
+        wave = (0.1 * np.sin(np.arange(20000) / 7)).astype(np.float32)
+        result = detector({{"raw": wave, "sampling_rate": 16000}})
+        assert sorted(r["label"] for r in result) == ["bonafide", "spoof"], result
+        assert type(base).__name__ == "SonarModel" and model.config.decision_threshold == 0.25
+        leaked = [name for name in sys.modules if name.split(".")[0] == "modeling_sonar"]
+        assert not leaked, leaked
+        print("OK")
+        """
+    )
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]

@@ -1,0 +1,203 @@
+"""train_sonar.py end to end on a tiny synthetic corpus: launch (1 and 2 processes), checkpoints, a real kill and
+resume, early stopping, the filter constraint, and the argument handling."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO_ROOT, make_speechlike
+
+
+def _run_env() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("ACCELERATE_CONFIG_FILE", None)
+    return env
+
+
+TRAIN = [sys.executable, str(REPO_ROOT / "train_sonar.py")]
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """ASVspoof 2019 LA layout with 8 clips per split (4 bona fide harmonic, 4 'spoof' noisier), converted."""
+    from dataset_scripts.asvspoof2019_la import build_dataset
+    from dataset_scripts.common import write_dataset
+
+    root = tmp_path_factory.mktemp("tiny_la") / "LA"
+    protocols = root / "ASVspoof2019_LA_cm_protocols"
+    protocols.mkdir(parents=True)
+    names = {"train": ("T", "train.trn"), "dev": ("D", "dev.trl"), "eval": ("E", "eval.trl")}
+    for split, (letter, protocol) in names.items():
+        folder = root / f"ASVspoof2019_LA_{split}" / "flac"
+        folder.mkdir(parents=True)
+        lines = []
+        for i in range(8):
+            spoof = i % 2
+            wave = make_speechlike(0.6 + 0.05 * i, seed=100 * len(split) + i)
+            if spoof:
+                wave = wave + 0.05 * torch.randn(len(wave), generator=torch.Generator().manual_seed(i)).numpy()
+            utt_id = f"LA_{letter}_{i:07d}"
+            sf.write(folder / f"{utt_id}.flac", wave.clip(-1, 1), 16000)
+            lines.append(f"SPK{i % 3} {utt_id} - {'A01' if spoof else '-'} {'spoof' if spoof else 'bonafide'}")
+        (protocols / f"ASVspoof2019.LA.cm.{protocol}.txt").write_text("\n".join(lines) + "\n")
+    output = root.parent / "dataset"
+    write_dataset(build_dataset(root), output)
+    return output
+
+
+def tiny_args(dataset: Path, output_dir: Path, **overrides) -> list[str]:
+    """tiny_demo.yaml on the synthetic corpus: 0.5 s windows, batch 2, 4 steps per epoch, no trackers."""
+    values = {
+        "dataset": dataset,
+        "output_dir": output_dir,
+        "max_length": 8000,
+        "per_device_train_batch_size": 2,
+        "per_device_eval_batch_size": 4,
+        "report_to": "none",
+        "logging_steps": 1,
+        **overrides,
+    }
+    args = ["--config", str(REPO_ROOT / "configs" / "tiny_demo.yaml")]
+    for key, value in values.items():
+        args += [f"--{key}", str(value)]
+    return args
+
+
+def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=REPO_ROOT, env=_run_env(), capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def trainer_state(output_dir: Path) -> dict:
+    return json.loads((output_dir / "trainer_state.json").read_text())
+
+
+def test_two_processes_on_cpu(tiny_dataset, tmp_path):
+    output_dir = tmp_path / "ddp"
+    run(ACCELERATE + ["--num_processes", "2"] + TRAIN[1:] + tiny_args(tiny_dataset, output_dir, max_steps=3))
+    state = trainer_state(output_dir)
+    assert state["global_step"] == 3
+    assert state["best_step"] is not None
+    from modeling_sonar import SonarForAudioClassification
+
+    model = SonarForAudioClassification.from_pretrained(output_dir / "model")
+    assert model.config.decision_threshold == state["best_threshold"]
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md", "training_curves.png"} <= {
+        path.name for path in (output_dir / "model").iterdir()
+    }
+    assert json.loads((output_dir / "eval_results" / "summary.json").read_text())["num_bonafide"] == 4
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_dataset, tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("uninterrupted")
+    run(TRAIN + tiny_args(tiny_dataset, output_dir, max_steps=12, checkpointing_steps=3, checkpoints_total_limit=2))
+    return output_dir
+
+
+def test_checkpoints_rotate_and_model_folder(uninterrupted):
+    assert sorted(path.name for path in uninterrupted.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-9"]
+    state = json.loads((uninterrupted / "checkpoint-12" / "training_state.json").read_text())
+    assert state["global_step"] == 12
+    assert [entry["step"] for entry in state["log_history"] if "dev_eer" in entry] == [4, 8, 12]
+    card = (uninterrupted / "model" / "README.md").read_text()
+    assert "model-index" in card and "decision_threshold" in card and "2511.21325" in card
+
+
+def test_filter_constraint_holds_after_training(uninterrupted):
+    from modeling_sonar import SonarForAudioClassification
+
+    filters = SonarForAudioClassification.from_pretrained(uninterrupted / "model").sonar.filter_bank.filters.detach()
+    centre = filters.shape[-1] // 2
+    torch.testing.assert_close(filters[:, 0, centre], torch.full((filters.shape[0],), -1.0))
+    off_centre = filters.sum(-1)[:, 0] - filters[:, 0, centre]
+    torch.testing.assert_close(off_centre, torch.ones(filters.shape[0]), atol=1e-5, rtol=0)
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(tiny_dataset, uninterrupted, tmp_path):
+    output_dir = tmp_path / "killed"
+    args = TRAIN + tiny_args(tiny_dataset, output_dir, max_steps=12, checkpointing_steps=3, checkpoints_total_limit=2)
+    kill_after = random.Random().choice([3, 6])
+    process = subprocess.Popen(args, cwd=REPO_ROOT, env=_run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (output_dir / f"checkpoint-{kill_after}").is_dir():
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (output_dir / "checkpoint-12").exists(), f"the run finished before the kill after step {kill_after}"
+
+    run(args + ["--resume_from_checkpoint", "latest"])
+    for name in ("checkpoint-12/model.safetensors", "model/model.safetensors"):
+        expected, resumed = load_file(uninterrupted / name), load_file(output_dir / name)
+        assert expected.keys() == resumed.keys()
+        for key in expected:
+            torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
+    expected_state, resumed_state = trainer_state(uninterrupted), trainer_state(output_dir)
+    for key in ("global_step", "best_step", "best_eer", "best_threshold"):
+        assert resumed_state[key] == pytest.approx(expected_state[key]), key
+
+
+def test_early_stopping_fires(tiny_dataset, tmp_path):
+    output_dir = tmp_path / "early"
+    # lr 0 and an MLP head (no BatchNorm statistics): the dev EER cannot change, so patience 1 stops at the 2nd eval
+    overrides = {"learning_rate": 0, "min_learning_rate": 0, "early_stopping_patience": 1, "num_train_epochs": 5}
+    run(TRAIN + tiny_args(tiny_dataset, output_dir, config_overrides='{"head": "mlp"}', **overrides))
+    state = trainer_state(output_dir)
+    assert state["stopped_early"] is True
+    assert state["global_step"] == 8 < state["max_train_steps"] == 20
+    assert state["best_step"] == 4
+
+
+def test_config_file_defaults_and_command_line_overrides(tmp_path):
+    from train_sonar import parse_args
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "preset: tiny\nlearning_rate: 1.0e-3\nconfig_overrides: {head: mlp}\nclass_weights: [0.9, 0.1]\n"
+    )
+    model_args, data_args, args = parse_args(
+        ["--config", str(config), "--learning_rate", "0.5", "--rawboost_algo", "0"]
+    )
+    assert (model_args.preset, args.learning_rate, data_args.rawboost_algo) == ("tiny", 0.5, 0)
+    assert json.loads(model_args.config_overrides) == {"head": "mlp"}
+    assert model_args.class_weights == [0.9, 0.1]
+    assert args.weight_decay == 1e-4  # the paper's default where neither sets it
+
+    config.write_text("preset: tiny\nlearning_rat: 1.0e-3\n")
+    with pytest.raises(ValueError, match="learning_rat"):
+        parse_args(["--config", str(config)])
+    with pytest.raises(ValueError, match="checkpointing_steps"):
+        parse_args(["--checkpointing_steps", "0"])
+
+
+def test_missing_named_checkpoint_raises(tmp_path):
+    from modeling_sonar.training_utils import resolve_checkpoint
+
+    assert resolve_checkpoint("latest", tmp_path) is None
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_checkpoint(str(tmp_path / "checkpoint-7"), tmp_path)
+
+
+def test_class_weights_from_priors():
+    from modeling_sonar.training_utils import class_weights_from_priors
+
+    weights = class_weights_from_priors([0] * 2580 + [1] * 22800)
+    assert weights == pytest.approx([0.898, 0.102], abs=1e-3)
+    with pytest.raises(ValueError, match="counts"):
+        class_weights_from_priors([1, 1])
