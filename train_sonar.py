@@ -43,13 +43,12 @@ from transformers import HfArgumentParser
 
 from evaluate_sonar import DEFAULT_CONDITION_COLUMNS, get_dataloader, plot_roc_det, score_dataloader, summarize
 from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.data import load_sonar_dataset
+from modeling_sonar.data import SonarCollator, load_sonar_dataset
 from modeling_sonar.model_card import write_model_card
 from modeling_sonar.training_utils import (
     TRAINING_STATE_FILE,
     SonarEpochSampler,
     SonarKeyedDataset,
-    SonarTrainCollator,
     class_weights_from_priors,
     load_config_file,
     plot_training_curves,
@@ -267,7 +266,7 @@ def get_dataloaders(
     `evaluate_sonar.py` scores them (first `max_length` samples, tiled)."""
     train = splits["train"].select_columns(["audio", "label"])
     sampler = SonarEpochSampler(train["label"][:], args.seed, data_args.balanced_sampling)
-    collator = SonarTrainCollator(max_length, data_args.random_crop, data_args.rawboost_algo, args.seed)
+    collator = SonarCollator(max_length, True, data_args.random_crop, data_args.rawboost_algo, args.seed)
     train_dataloader = DataLoader(
         SonarKeyedDataset(train),
         batch_size=args.per_device_train_batch_size,

@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataset_scripts.common import write_dataset  # noqa: E402
 from dataset_scripts.in_the_wild import build_dataset  # noqa: E402
+
 
 ITW_ROWS = 31779
 TARGET_S = 30.0

@@ -162,9 +162,11 @@ class SonarCollator:
     """Turn dataset rows (`audio` as a `decode=False` dict, optional `label`) into a batch of fixed-length waveforms.
 
     Evaluation (`train=False`) follows the paper: the first `max_length` samples, tiled when shorter. Training adds
-    RawBoost `rawboost_algo` (0 = none) and, with `random_crop`, a random window. Random draws come from a generator
-    seeded by `(seed, torch.initial_seed(), call count)`: inside DataLoader workers `torch.initial_seed()` differs per
-    worker and epoch, so augmentations differ yet replay exactly under the same `torch.manual_seed`.
+    RawBoost `rawboost_algo` (0 = none) and, with `random_crop`, a random window. A row keyed `(epoch, index)` (as
+    `training_utils.SonarKeyedDataset` yields them) draws from a generator seeded by `(seed, epoch, index)`, so a run
+    resumed from a checkpoint replays the same augmentations. Other rows draw from one seeded by
+    `(seed, torch.initial_seed(), call count)`: inside DataLoader workers `torch.initial_seed()` differs per worker and
+    epoch, so augmentations differ yet replay exactly under the same `torch.manual_seed`.
     """
 
     max_length: int = 64600
@@ -178,14 +180,15 @@ class SonarCollator:
             raise ValueError(f"rawboost_algo must be in 0..8, got {self.rawboost_algo!r}")
         self._calls = 0
 
-    def _rng(self) -> np.random.Generator:
+    def _batch_rng(self) -> np.random.Generator:
         self._calls += 1
         return np.random.default_rng([self.seed, torch.initial_seed() % 2**63, self._calls])
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        rng = self._rng() if self.train else None
+        batch_rng = self._batch_rng() if self.train else None
         waveforms = []
         for row in rows:
+            rng = np.random.default_rng([self.seed, *row["key"]]) if self.train and "key" in row else batch_rng
             waveform = fix_length(decode_audio(row["audio"]), self.max_length, self.train and self.random_crop, rng)
             if self.train and self.rawboost_algo:
                 waveform = rawboost(waveform, self.rawboost_algo, rng)

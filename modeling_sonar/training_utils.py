@@ -10,16 +10,14 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 from torch.utils.data import Dataset, Sampler
 
-from .data import balanced_indices, decode_audio, fix_length
-from .rawboost import rawboost
+from .data import balanced_indices
 
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -65,7 +63,8 @@ class SonarEpochSampler(Sampler):
     """One epoch of row indices, a function of `(seed, epoch)` only: balanced (all bona fide plus as many spoof rows,
     as the released code trains) or a seeded shuffle of all rows.
 
-    It yields `(epoch, index)` keys for [`SonarKeyedDataset`], so that each row's augmentation can depend on the key.
+    It yields `(epoch, index)` keys for [`SonarKeyedDataset`], so that each row's augmentation (in `SonarCollator`)
+    depends on the key.
     The training loop sets `epoch` itself; there is deliberately no `set_epoch`, which accelerate would call with its
     own count of dataloader passes.
     """
@@ -105,33 +104,6 @@ class SonarKeyedDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict:
         epoch, index = key
         return {**self.dataset[int(index)], "key": (epoch, int(index))}
-
-
-@dataclass
-class SonarTrainCollator:
-    """Training batches: crop or tile to `max_length`, then RawBoost `rawboost_algo` (0 = none).
-
-    Unlike `SonarCollator`, whose draws follow its call count, every row gets its own generator seeded by
-    `(seed, epoch, index)`: a resumed run that skips the batches already seen replays the same augmentations.
-    """
-
-    max_length: int
-    random_crop: bool = False
-    rawboost_algo: int = 0
-    seed: int = 0
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        waveforms = []
-        for row in rows:
-            rng = np.random.default_rng([self.seed, *row["key"]])
-            waveform = fix_length(decode_audio(row["audio"]), self.max_length, self.random_crop, rng)
-            if self.rawboost_algo:
-                waveform = rawboost(waveform, self.rawboost_algo, rng)
-            waveforms.append(waveform)
-        return {
-            "input_values": torch.from_numpy(np.stack(waveforms).astype(np.float32, copy=False)),
-            "labels": torch.tensor([row["label"] for row in rows], dtype=torch.long),
-        }
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -198,7 +170,6 @@ def plot_training_curves(log_history: list[dict], path: str | os.PathLike) -> Pa
 __all__ = [
     "SonarEpochSampler",
     "SonarKeyedDataset",
-    "SonarTrainCollator",
     "checkpoint_step",
     "class_weights_from_priors",
     "list_checkpoints",
