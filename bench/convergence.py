@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from modeling_sonar.configuration_sonar import SMALL_ENCODER
+
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SONAR_MINI = REPO_DIR.parent / "shared" / "data" / "sonar-mini"
@@ -27,27 +29,12 @@ LFCC_LOGREG_DEV_EER = 23.8
 
 
 def encoder_config(hidden_size: int, num_layers: int) -> dict:
-    """A small wav2vec2 with XLS-R's 320x frame stride (frames every 20 ms), SpecAugment and dropout off."""
+    """The `small` preset's wav2vec2 (XLS-R's 320x frame stride, SpecAugment and dropout off) at the asked size."""
     return {
-        "model_type": "wav2vec2",
+        **SMALL_ENCODER,
         "hidden_size": hidden_size,
         "num_hidden_layers": num_layers,
-        "num_attention_heads": 4,
         "intermediate_size": 2 * hidden_size,
-        "conv_dim": [32, 32, 32],
-        "conv_stride": [5, 8, 8],
-        "conv_kernel": [10, 8, 8],
-        "num_conv_pos_embeddings": 16,
-        "num_conv_pos_embedding_groups": 4,
-        "feat_extract_norm": "layer",
-        "do_stable_layer_norm": True,
-        "hidden_dropout": 0.0,
-        "attention_dropout": 0.0,
-        "activation_dropout": 0.0,
-        "feat_proj_dropout": 0.0,
-        "layerdrop": 0.0,
-        "apply_spec_augment": False,
-        "mask_time_prob": 0.0,
     }
 
 
@@ -67,7 +54,7 @@ def train(name: str, noise_branch: bool, seed: int, args, dataset: Path) -> list
     overrides = {"encoder_config": encoder_config(args.hidden_size, args.num_layers), "noise_branch": noise_branch}
     command = [
         sys.executable, str(REPO_DIR / "train_sonar.py"),
-        "--config", str(REPO_DIR / "configs" / "tiny_demo.yaml"),
+        "--config", str(REPO_DIR / "configs" / "tiny_demo.yaml"), "--preset", "small",
         "--dataset", str(dataset), "--output_dir", str(output_dir),
         "--config_overrides", json.dumps(overrides),
         "--max_steps", str(args.steps), "--eval_steps", str(args.eval_steps),
@@ -109,7 +96,7 @@ def main() -> int:
         return 0
     dataset = prepare_dataset(REPO_DIR / "data" / "sonar-mini")
     print(
-        f"SONAR (tiny preset shape, 2 encoders) vs baseline (1 encoder, no filter bank, no JS) on sonar-mini; "
+        f"SONAR (small preset, 2 encoders) vs baseline (1 encoder, no filter bank, no JS) on sonar-mini; "
         f"encoder wav2vec2 hidden {args.hidden_size} x {args.num_layers} layers from scratch; {args.steps} steps, "
         f"batch {args.batch_size}, lr {args.learning_rate} cosine, crops {args.max_length} samples, balanced epochs, "
         f"RawBoost {args.rawboost_algo}, seeds {args.seeds}; dev EER every {args.eval_steps} steps"

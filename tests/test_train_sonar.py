@@ -58,8 +58,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 def tiny_args(dataset: Path, output_dir: Path, **overrides) -> list[str]:
-    """tiny_demo.yaml on the synthetic corpus: 0.5 s windows, batch 2, 4 steps per epoch, no trackers."""
+    """tiny_demo.yaml at test sizes on the synthetic corpus: 0.5 s windows, batch 2, 4 steps per epoch, no trackers."""
     values = {
+        "preset": "tiny",
         "dataset": dataset,
         "output_dir": output_dir,
         "max_length": 8000,
