@@ -35,9 +35,8 @@ BANDS_HZ = ((4000, 8000), (0, 4000))  # top panel first
 N_FFT, HOP_LENGTH = 512, 160
 HOW_TO_GET_A_MODEL = (
     "Set `SONAR_MODEL` to a Hub model id or to a folder saved with `save_pretrained` (config.json, "
-    "preprocessor_config.json, model.safetensors and the model's code), or train the tiny demo model on a CPU in "
-    "minutes, which writes `outputs/tiny_demo/model`: `accelerate launch --cpu --num_processes 1 train_sonar.py "
-    "--config configs/tiny_demo.yaml --output_dir outputs/tiny_demo`."
+    "preprocessor_config.json, model.safetensors and the model's code), or train the demo model on a CPU in "
+    "minutes with `make demo` in the project, which writes `outputs/tiny_demo/model`."
 )
 
 
