@@ -446,6 +446,12 @@ def main(argv: list[str] | None = None) -> dict:
         for batch in active_dataloader:
             with accelerator.accumulate(model):
                 outputs = model(**batch)
+                if not torch.isfinite(outputs.loss):
+                    raise FloatingPointError(
+                        f"The training loss is {outputs.loss.item()} at step {state['global_step']}: lower "
+                        f"--learning_rate (now {args.learning_rate}) or set --max_grad_norm. The checkpoints and the "
+                        f"best model so far in {output_dir} are intact."
+                    )
                 accelerator.backward(outputs.loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)

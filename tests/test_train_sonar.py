@@ -4,6 +4,7 @@ resume, early stopping, the filter constraint, and the argument handling."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -163,6 +164,16 @@ def test_early_stopping_fires(tiny_dataset, tmp_path):
     assert state["stopped_early"] is True
     assert state["global_step"] == 8 < state["max_train_steps"] == 20
     assert state["best_step"] == 4
+
+
+def test_diverging_loss_stops_with_a_message(tiny_dataset, tmp_path):
+    output_dir = tmp_path / "nan"
+    command = TRAIN + tiny_args(tiny_dataset, output_dir, learning_rate=1e6, max_steps=40, checkpointing_steps=1)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=_run_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert re.search(r"FloatingPointError: The training loss is -?(nan|inf) at step \d+", result.stderr), result.stderr
+    assert "lower --learning_rate" in result.stderr
+    assert list(output_dir.glob("checkpoint-*")), "the checkpoints written before the divergence stay"
 
 
 def test_config_file_defaults_and_command_line_overrides(tmp_path):
