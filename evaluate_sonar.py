@@ -107,6 +107,11 @@ def select_split(dataset: Dataset | DatasetDict, split: str | None) -> tuple[Dat
     return dataset[split], split
 
 
+def score_lines(utt_ids: list[str], scores: list[float]) -> str:
+    """`UTT_ID SCORE` lines; 9 significant digits write float32 scores exactly."""
+    return "".join(f"{utt_id} {score:.9g}\n" for utt_id, score in zip(utt_ids, scores))
+
+
 def read_score_file(path: str | os.PathLike) -> dict[str, str]:
     """Scores of a `UTT_ID SCORE` file by utterance, kept as written; the first score of a repeated utterance wins.
 
@@ -281,6 +286,16 @@ def summarize(
     return summary
 
 
+def write_summary_and_plots(
+    summary: dict, scores: np.ndarray, is_bonafide: np.ndarray, output_dir: str | os.PathLike, title: str
+) -> None:
+    """Write `summary.json`, `roc.png` and `det.png` into `output_dir`: what every evaluation leaves next to its
+    score file."""
+    output_dir = Path(output_dir)
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    plot_roc_det(scores[is_bonafide], scores[~is_bonafide], output_dir, title=title)
+
+
 def main():
     args = parse_args()
     # no collective runs while scoring, so processes may get shards of unequal size instead of padded duplicates
@@ -333,7 +348,7 @@ def main():
         progress = tqdm(total=len(dataloader), desc="Scoring", disable=not accelerator.is_local_main_process)
         with open(part_path, "a", encoding="utf-8") as part_file:
             for batch_ids, batch_scores, _ in iter_scores(model, dataloader):
-                part_file.write("".join(f"{u} {s:.9g}\n" for u, s in zip(batch_ids, batch_scores.tolist())))
+                part_file.write(score_lines(batch_ids, batch_scores.tolist()))
                 part_file.flush()
                 progress.update()
         progress.close()
@@ -350,8 +365,7 @@ def main():
         conditions = {column: dataset[column][:] for column in condition_columns}
         summary = summarize(score_array, is_bonafide, conditions, args.asv_scores, args.tdcf_variant)
         summary.update(model=args.model, dataset=args.dataset, split=split)
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        plot_roc_det(score_array[is_bonafide], score_array[~is_bonafide], output_dir, title=f"{args.dataset} {split}")
+        write_summary_and_plots(summary, score_array, is_bonafide, output_dir, title=f"{args.dataset} {split}")
         logger.info(f"EER {summary['eer']:.3f}% on {len(utt_ids)} utterances; wrote {score_path} and summary.json")
     accelerator.end_training()
 

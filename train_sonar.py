@@ -41,7 +41,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from evaluate_sonar import DEFAULT_CONDITION_COLUMNS, get_dataloader, plot_roc_det, score_dataloader, summarize
+from evaluate_sonar import (
+    DEFAULT_CONDITION_COLUMNS,
+    SCORE_FILE,
+    get_dataloader,
+    score_dataloader,
+    score_lines,
+    summarize,
+    write_summary_and_plots,
+)
 from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from modeling_sonar.data import SonarCollator, load_sonar_dataset
 from modeling_sonar.model_card import write_model_card
@@ -328,15 +336,14 @@ def score_eval_split(accelerator: Accelerator, model_dir: Path, dataset: Dataset
     if not accelerator.is_main_process:
         return {}
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "scores.txt").write_text("".join(f"{u} {s:.9g}\n" for u, s in zip(utt_ids, scores)))
+    (output_dir / SCORE_FILE).write_text(score_lines(utt_ids, scores.tolist()), encoding="utf-8")
     rows = {utt_id: i for i, utt_id in enumerate(dataset["utt_id"][:])}
     order = [rows[utt_id] for utt_id in utt_ids]
     columns = [column for column in DEFAULT_CONDITION_COLUMNS if column in dataset.column_names]
     conditions = {column: [dataset[column][i] for i in order] for column in columns}
     is_bonafide = labels == model.config.bonafide_id
     summary = summarize(scores, is_bonafide, conditions)
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    plot_roc_det(scores[is_bonafide], scores[~is_bonafide], output_dir, title=f"{dataset.split or 'eval'}")
+    write_summary_and_plots(summary, scores, is_bonafide, output_dir, title=f"{dataset.split or 'eval'}")
     return summary
 
 

@@ -8,13 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 
 from .aasist import SonarAasistGraphAttention, SonarAasistHead, SonarAasistHeteroGraphAttention
 from .configuration_sonar import SonarConfig
 
-
-logger = logging.get_logger(__name__)
 
 # Fixed SRM high-pass kernels for the non-learnable ablation; each also appears at every shift that fits the filter.
 SRM_KERNELS = ([-1.0, 1.0], [1.0, -2.0, 1.0], [-1.0, 3.0, -3.0, 1.0], [-1.0, 4.0, -6.0, 4.0, -1.0])
