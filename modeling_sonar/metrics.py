@@ -138,8 +138,9 @@ def compute_min_tdcf(
       `t-DCF(s) = C0 + C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by `C0 + min(C1, C2)`, with
       `C0 = Ptar Cmiss Pmiss_asv + Pnon Cfa Pfa_asv`, `C1 = Ptar Cmiss - C0`, `C2 = Pspoof Cfa_spoof Pfa_spoof_asv`.
       A perfect CM scores `C0 / (C0 + min(C1, C2))`, the ASV system's own floor.
-    - `variant="2019"` (the ASVspoof 2019 challenge, `compute_tDCF_legacy`): `t-DCF(s) = C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by
-      `min(C1, C2)`, with `C1 = Ptar (Cmiss_cm - Cmiss_asv Pmiss_asv) - Pnon Cfa_asv Pfa_asv` and
+    - `variant="2019"` (the ASVspoof 2019 challenge, `compute_tDCF_legacy`):
+      `t-DCF(s) = C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by `min(C1, C2)`, with
+      `C1 = Ptar (Cmiss_cm - Cmiss_asv Pmiss_asv) - Pnon Cfa_asv Pfa_asv` and
       `C2 = Cfa_cm Pspoof (1 - Pmiss_spoof_asv)`. A perfect CM scores 0.
 
     Either way a CM that accepts or rejects everything scores 1, so the minimum is at most 1.

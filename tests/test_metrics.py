@@ -83,7 +83,7 @@ def official_min_tdcf_2019(bonafide, spoof, target, nontarget, asv_spoof) -> flo
 
 
 def draw(rng: np.random.Generator, kind: str, mean: float, size: int) -> np.ndarray:
-    """Scores around `mean`: continuous (`random`), on a coarse integer grid (`tied`) or rounded to 0.1 (`quantised`)."""
+    """Scores around `mean`: continuous (`random`), rounded to integers (`tied`) or to 0.1 (`quantised`)."""
     scores = rng.normal(mean, 1.0, size)
     return {"random": scores, "tied": np.round(scores), "quantised": np.round(scores, 1)}[kind]
 
@@ -203,7 +203,7 @@ class TestMinTdcf:
             )
 
     def test_ties_matter_through_the_asv_threshold_only(self):
-        # ASV target {1, 2} vs nontarget {1, 0} is the tie of TestEer: the official EER threshold is 1, the merged one 0.
+        # ASV target {1, 2} vs nontarget {1, 0}, the tie of TestEer: official EER threshold 1, merged 0.
         # At 1: Pfa_asv 1/2, Pmiss_asv 0, Pfa_spoof_asv 1/2 (of -0.5, 5) -> C0 0.0475, C1 0.893, C2 0.25.
         # At 0: Pfa_asv 1 -> C0 0.095, C1 0.8455, C2 0.25. CM min at (frr, far) = (0, 1/2) either way.
         cm, asv = ([1.0, 2.0], [0.0, 1.5]), ([1.0, 2.0], [1.0, 0.0], [-0.5, 5.0])
