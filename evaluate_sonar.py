@@ -195,7 +195,7 @@ def read_asv_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np
     first column is `bonafide` or the attack `A01`-`A19`) and the six-column files of the revised t-DCF package.
     """
     scores = {key: [] for key in ASV_KEYS}
-    with open(path, encoding="utf-8-sig") as file:
+    with open(path, encoding="utf-8") as file:
         for number, line in enumerate(file, start=1):
             fields = line.split()
             if not fields:
@@ -229,7 +229,7 @@ def read_asvspoof2021_asv_scores(
     """
     if phase not in ASVSPOOF2021_PHASES:
         raise ValueError(f"ASV phase must be one of {ASVSPOOF2021_PHASES}, got {phase!r}")
-    with open(score_path, encoding="utf-8-sig") as file:
+    with open(score_path, encoding="utf-8-sig") as file:  # -sig: a byte-order mark is not part of the first speaker
         score_lines = [(number, line.split()) for number, line in enumerate(file, start=1) if line.strip()]
     with open(keys_path, encoding="utf-8-sig") as file:
         key_lines = [(number, line.split()) for number, line in enumerate(file, start=1) if line.strip()]

@@ -70,12 +70,11 @@ def test_score_files_survive_a_killed_run(tmp_path):
 
 
 def test_read_asv_scores(tmp_path):
-    # ASVspoof 2019 `CM_KEY ASV_KEY SCORE` lines (UTF-8 BOM included), then a six-column line of tDCF_python_v2
+    # ASVspoof 2019 `CM_KEY ASV_KEY SCORE` lines, then a six-column line of tDCF_python_v2
     path = tmp_path / "asv.txt"
     path.write_text(
-        "\ufeffbonafide target 2.5\nbonafide nontarget -1\n\nA07 spoof 0.5\nLA_0002 LA_E_1 - A07 spoof 0.25\n"
-        "bonafide target 3\n",
-        encoding="utf-8",
+        "bonafide target 2.5\nbonafide nontarget -1\n\nA07 spoof 0.5\nLA_0002 LA_E_1 - A07 spoof 0.25\n"
+        "bonafide target 3\n"
     )
     target, nontarget, spoof = evaluate_sonar.read_asv_scores(path)
     assert target.tolist() == [2.5, 3.0] and nontarget.tolist() == [-1.0] and spoof.tolist() == [0.5, 0.25]
@@ -122,6 +121,9 @@ def test_read_asvspoof2021_asv_scores_joins_by_line_and_phase(tmp_path):
     assert spoof.tolist() == [1.7532, -0.6605]
     every = evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys, "all")
     assert [len(column) for column in every] == [3, 3, 3]
+    for path in (scores, keys):  # a byte-order mark is not part of the first speaker
+        path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
+    assert evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)[0].tolist() == target.tolist()
     # The subset filter changes the t-DCF. eval: ASV threshold 0.912, Pfa 1/2, Pmiss 0, Pfa_spoof 1/2, so
     # C0 0.0475, C1 0.893, C2 0.25, min at CM (frr, far) = (0, 2/5). all: threshold 1.1038, Pfa 1/3, Pfa_spoof 2/3,
     # so C0 0.095/3, C2 1/3 (times 3 below).
