@@ -445,9 +445,6 @@ def main():
     if args.asv_scores is not None:  # read before scoring: a bad file should not cost a whole run
         if args.asv_keys is not None:
             asv_scores = read_asvspoof2021_asv_scores(args.asv_scores, args.asv_keys, args.asv_phase)
-            phases = set(dataset["phase"][:]) if "phase" in dataset.column_names else set()
-            if args.asv_phase != "all" and phases and phases != {args.asv_phase}:
-                logger.warning(f"The CM trials are of phase(s) {sorted(phases)}, the ASV trials of {args.asv_phase!r}")
         else:
             asv_scores = read_asv_scores(args.asv_scores)
         if tdcf_variant == "auto":
