@@ -3,11 +3,14 @@
 
     python evaluate_sonar.py --model outputs/sonar-full --dataset data/asvspoof2021_df --output_dir outputs/eval-21df
     accelerate launch evaluate_sonar.py --model outputs/sonar-full --dataset data/asvspoof2021_la \
-        --output_dir outputs/eval-21la --asv_scores data/asvspoof2021_la_asv_scores.txt
+        --output_dir outputs/eval-21la --asv_scores keys/LA/ASV/ASVTorch_Kaldi/score.txt \
+        --asv_keys keys/LA/ASV/trial_metadata.txt
 
 Writes `OUT/scores.txt` (`UTT_ID SCORE`, the score being the bona fide log-odds as in ASVspoof score files),
 `OUT/summary.json`, `OUT/roc.png` and `OUT/det.png`. Every utterance is the first `max_length` samples, tiled when
-shorter (the paper's protocol). Under `accelerate launch` each process scores its shard of the trials.
+shorter (the paper's protocol). Under `accelerate launch` each process scores its shard of the trials. EER and min
+t-DCF follow the official ASVspoof evaluation code, including its t-DCF formula for the corpus scored (the 2019 legacy
+formula on ASVspoof 2019 LA, the 2021 one on ASVspoof 2021) and its handling of tied scores.
 
 Resumable, since ASVspoof 2021 DF alone has 611,829 trials: each process appends to `OUT/scores.part{rank}.txt` batch
 by batch, and a run restarted with the same `--output_dir` skips the utterances already scored.
@@ -16,6 +19,7 @@ by batch, and a run restarted with the same `--output_dir` skips the utterances 
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +45,8 @@ logger = get_logger(__name__)
 DEFAULT_SPLITS = ("eval", "test", "validation", "dev")
 DEFAULT_CONDITION_COLUMNS = ("system", "codec", "transmission", "vocoder_type", "source")
 ASV_KEYS = ("target", "nontarget", "spoof")
+ASVSPOOF2021_PHASES = ("eval", "progress", "hidden", "all")
+ASVSPOOF2019_LA_UTT_ID = re.compile(r"LA_[TDE]_\d+")
 SCORE_FILE = "scores.txt"
 PART_FILE_PATTERN = "scores.part*.txt"
 
@@ -62,13 +68,43 @@ class EvaluationArguments:
     asv_scores: str | None = field(
         default=None,
         metadata={
-            "help": "ASV score file, one trial a line with its key (target, nontarget or spoof) in a column and the "
-            "score last, e.g. `SPK KEY SCORE`. Adds the min t-DCF to the summary. For ASVspoof 2021 LA, join "
-            "ASV/ASVTorch_Kaldi/score.txt with the keys of ASV/trial_metadata.txt, eval phase only."
+            "help": "ASV score file; adds the min t-DCF to the summary. One trial a line with its key (target, "
+            "nontarget or spoof) in a column and the score last, e.g. ASVspoof 2019's `CM_KEY ASV_KEY SCORE` "
+            "(`bonafide target 2.17`, `A07 spoof -0.4`). With --asv_keys: the ASVspoof 2021 LA "
+            "`ASV/ASVTorch_Kaldi/score.txt` (`ASV_SPEAKER TRIAL SCORE`, no key)."
+        },
+    )
+    asv_keys: str | None = field(
+        default=None,
+        metadata={
+            "help": "ASVspoof 2021 LA `ASV/trial_metadata.txt`: joined with --asv_scores line by line, as the "
+            "official package does (a trial is scored against several enrolled speakers, so its name repeats), "
+            "keeping the --asv_phase rows."
+        },
+    )
+    asv_phase: str = field(
+        default="eval",
+        metadata={
+            "help": "With --asv_keys: the `subset` of ASV trials the t-DCF uses, as the official --subset. Default "
+            "`eval`, as published results; it should match the phase of the CM trials scored.",
+            "choices": list(ASVSPOOF2021_PHASES),
         },
     )
     tdcf_variant: str = field(
-        default="2021", metadata={"help": "t-DCF formula: ASVspoof 2021 or 2019.", "choices": ["2019", "2021"]}
+        default="auto",
+        metadata={
+            "help": "t-DCF formula. `auto`: the one results on the scored corpus are published with, i.e. `2019` "
+            "(the ASVspoof 2019 legacy formula) on ASVspoof 2019 LA (utterance ids `LA_[TDE]_N`, no 2021 key "
+            "columns), else `2021` (the revised formula of ASVspoof 2021 and tDCF_python_v2).",
+            "choices": ["auto", "2019", "2021"],
+        },
+    )
+    merge_ties: bool = field(
+        default=False,
+        metadata={
+            "help": "Make each distinct score one operating point of the DET curve, instead of each trial as the "
+            "official ASVspoof code does; changes the EER and min t-DCF only where scores tie."
+        },
     )
     condition_columns: list[str] | None = field(
         default=None,
@@ -91,6 +127,10 @@ def parse_args() -> EvaluationArguments:
         raise ValueError(f"--max_length must be at least 1, got {args.max_length}")
     if args.asv_scores is not None and not os.path.isfile(args.asv_scores):
         raise ValueError(f"--asv_scores {args.asv_scores!r} is not a file")
+    if args.asv_keys is not None and args.asv_scores is None:
+        raise ValueError("--asv_keys needs --asv_scores, the ASV score.txt it gives the keys of")
+    if args.asv_keys is not None and not os.path.isfile(args.asv_keys):
+        raise ValueError(f"--asv_keys {args.asv_keys!r} is not a file")
     return args
 
 
@@ -151,7 +191,8 @@ def consolidate_scores(output_dir: str | os.PathLike) -> dict[str, str]:
 def read_asv_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Target, nontarget and spoof scores of an ASV score file (key in one column, score in the last).
 
-    Covers the `SPK KEY SCORE` files of ASVspoof 2019 and the six-column files of its revised t-DCF package.
+    Covers the ASVspoof 2019 `CM_KEY ASV_KEY SCORE` files (`ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt`, whose
+    first column is `bonafide` or the attack `A01`-`A19`) and the six-column files of the revised t-DCF package.
     """
     scores = {key: [] for key in ASV_KEYS}
     with open(path, encoding="utf-8") as file:
@@ -161,9 +202,88 @@ def read_asv_scores(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np
                 continue
             key = next((value for value in fields[:-1] if value in scores), None)
             if key is None:
-                raise ValueError(f"{path}:{number}: no key among {ASV_KEYS} before the score in {line.strip()!r}")
-            scores[key].append(float(fields[-1]))
+                message = f"{path}:{number}: no key among {ASV_KEYS} before the score in {line.strip()!r}"
+                if len(fields) == 3:
+                    message += ": an ASVspoof 2021 score.txt has none, pass its ASV/trial_metadata.txt as --asv_keys"
+                raise ValueError(message)
+            scores[key].append(_parse_score(fields[-1], path, number))
     return tuple(np.asarray(scores[key]) for key in ASV_KEYS)
+
+
+def read_asvspoof2021_asv_scores(
+    score_path: str | os.PathLike, keys_path: str | os.PathLike, phase: str = "eval"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Target, nontarget and spoof scores of the official ASVspoof 2021 LA ASV scores, restricted to one phase.
+
+    `score_path` is `ASV/ASVTorch_Kaldi/score.txt` (`ASV_SPEAKER TRIAL SCORE`), `keys_path` its key,
+    `ASV/trial_metadata.txt` (`SPEAKER TRIAL CODEC TRANSMISSION ATTACK KEY TRIM PHASE`, e.g.
+    `LA_0007-alaw-ita_tx LA_E_5013670-alaw-ita_tx alaw ita_tx bonafide nontarget notrim eval`). A trial is scored
+    against several enrolled speakers, so its name repeats: like the official package, the two files are joined line
+    by line; each line's speaker and trial must agree, which catches files out of step. The official package then
+    keeps the rows of one phase (`--subset`); without that filter the t-DCF silently mixes in the progress and hidden
+    trials.
+
+    Args:
+        score_path, keys_path: the two official files.
+        phase: `eval`, `progress`, `hidden`, or `all` to keep every row.
+    """
+    if phase not in ASVSPOOF2021_PHASES:
+        raise ValueError(f"ASV phase must be one of {ASVSPOOF2021_PHASES}, got {phase!r}")
+    with open(score_path, encoding="utf-8-sig") as file:  # -sig: a byte-order mark is not part of the first speaker
+        score_lines = [(number, line.split()) for number, line in enumerate(file, start=1) if line.strip()]
+    with open(keys_path, encoding="utf-8-sig") as file:
+        key_lines = [(number, line.split()) for number, line in enumerate(file, start=1) if line.strip()]
+    if len(score_lines) != len(key_lines):
+        raise ValueError(
+            f"{score_path} has {len(score_lines)} trials and its keys {keys_path} {len(key_lines)}: they must be the "
+            "official ASV score.txt and trial_metadata.txt of the same track, complete"
+        )
+    scores = {key: [] for key in ASV_KEYS}
+    for (score_number, score_fields), (key_number, key_fields) in zip(score_lines, key_lines):
+        if len(score_fields) != 3:
+            raise ValueError(f"{score_path}:{score_number}: expected `ASV_SPEAKER TRIAL SCORE`, got {score_fields}")
+        if len(key_fields) != 8:
+            raise ValueError(
+                f"{keys_path}:{key_number}: expected 8 fields `SPEAKER TRIAL CODEC TRANSMISSION ATTACK KEY TRIM "
+                f"PHASE`, got {len(key_fields)}"
+            )
+        if score_fields[:2] != key_fields[:2]:
+            raise ValueError(
+                f"{score_path}:{score_number} scores {' '.join(score_fields[:2])!r} but {keys_path}:{key_number} "
+                f"keys {' '.join(key_fields[:2])!r}: the files are out of step"
+            )
+        key, trial_phase = key_fields[5], key_fields[7]
+        if key not in scores:
+            raise ValueError(f"{keys_path}:{key_number}: unknown ASV key {key!r}; expected one of {ASV_KEYS}")
+        if phase in ("all", trial_phase):
+            scores[key].append(_parse_score(score_fields[2], score_path, score_number))
+    empty = [key for key in ASV_KEYS if not scores[key]]
+    if empty:
+        raise ValueError(f"{keys_path} has no {'/'.join(empty)} trial in phase {phase!r}")
+    return tuple(np.asarray(scores[key]) for key in ASV_KEYS)
+
+
+def _parse_score(value: str, path: str | os.PathLike, number: int) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{path}:{number}: score {value!r} is not a number") from None
+
+
+def default_tdcf_variant(column_names: list[str], utt_ids: list[str], asv_keys_given: bool = False) -> str:
+    """The t-DCF formula results on this corpus are published with: `2019` for ASVspoof 2019 LA, else `2021`.
+
+    ASVspoof 2019 LA results report the legacy formula of its challenge; ASVspoof 2021 LA, and the revised
+    `tDCF_python_v2` package for everything since, the 2021 one. A set counts as ASVspoof 2019 LA when its utterance
+    ids are `LA_T_`/`LA_D_`/`LA_E_` numbers (the 2019 converter's output, sonar-mini and the demo corpus) and nothing
+    marks it as ASVspoof 2021, whose LA eval ids look the same: its ASV keys (`--asv_keys`) or the key columns the
+    2021 converter writes (`phase`, `transmission`).
+    """
+    if asv_keys_given or {"phase", "transmission"} & set(column_names):
+        return "2021"
+    if utt_ids and all(ASVSPOOF2019_LA_UTT_ID.fullmatch(utt_id) for utt_id in utt_ids):
+        return "2019"
+    return "2021"
 
 
 @dataclass
@@ -263,25 +383,29 @@ def summarize(
     scores: np.ndarray,
     is_bonafide: np.ndarray,
     conditions: dict[str, list],
-    asv_scores: str | None = None,
+    asv_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     tdcf_variant: str = "2021",
+    merge_ties: bool = False,
 ) -> dict:
-    """Pooled EER (percent), its threshold, counts, EER per condition (percent) and, given ASV scores, min t-DCF."""
+    """Pooled EER (percent), its threshold, counts, EER per condition (percent) and, given ASV `(target, nontarget,
+    spoof)` scores, the min t-DCF with the formula used. `merge_ties` is passed to the metrics."""
     bonafide_scores, spoof_scores = scores[is_bonafide], scores[~is_bonafide]
-    eer, threshold = compute_eer(bonafide_scores, spoof_scores)
+    eer, threshold = compute_eer(bonafide_scores, spoof_scores, merge_ties=merge_ties)
     summary = {
         "eer": 100 * eer,
         "eer_threshold": threshold,
         "num_bonafide": len(bonafide_scores),
         "num_spoof": len(spoof_scores),
     }
+    if merge_ties:
+        summary["merge_ties"] = True
     if asv_scores is not None:
         min_tdcf, _ = compute_min_tdcf(
-            bonafide_scores, spoof_scores, *read_asv_scores(asv_scores), variant=tdcf_variant
+            bonafide_scores, spoof_scores, *asv_scores, variant=tdcf_variant, merge_ties=merge_ties
         )
         summary.update(min_tdcf=min_tdcf, tdcf_variant=tdcf_variant)
     for column, values in conditions.items():
-        eers = eer_by_condition(scores, np.where(is_bonafide, 0, 1), values)
+        eers = eer_by_condition(scores, np.where(is_bonafide, 0, 1), values, merge_ties=merge_ties)
         summary[f"eer_by_{column}"] = {value: 100 * value_eer for value, value_eer in eers.items()}
     return summary
 
@@ -317,6 +441,15 @@ def main():
     utt_ids = dataset["utt_id"][:]
     if len(set(utt_ids)) != len(utt_ids):
         raise ValueError("`utt_id` must be unique: the score file and resuming are keyed by it")
+    asv_scores, tdcf_variant = None, args.tdcf_variant
+    if args.asv_scores is not None:  # read before scoring: a bad file should not cost a whole run
+        if args.asv_keys is not None:
+            asv_scores = read_asvspoof2021_asv_scores(args.asv_scores, args.asv_keys, args.asv_phase)
+        else:
+            asv_scores = read_asv_scores(args.asv_scores)
+        if tdcf_variant == "auto":
+            tdcf_variant = default_tdcf_variant(dataset.column_names, utt_ids, args.asv_keys is not None)
+        logger.info(f"min t-DCF with the ASVspoof {tdcf_variant} formula")
 
     try:
         model = AutoModelForAudioClassification.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
@@ -363,7 +496,9 @@ def main():
         bonafide_label = label_feature.str2int("bonafide") if isinstance(label_feature, ClassLabel) else 0
         is_bonafide = np.asarray(dataset["label"][:]) == bonafide_label
         conditions = {column: dataset[column][:] for column in condition_columns}
-        summary = summarize(score_array, is_bonafide, conditions, args.asv_scores, args.tdcf_variant)
+        summary = summarize(score_array, is_bonafide, conditions, asv_scores, tdcf_variant, args.merge_ties)
+        if args.asv_keys is not None:
+            summary["asv_phase"] = args.asv_phase
         summary.update(model=args.model, dataset=args.dataset, split=split)
         write_summary_and_plots(summary, score_array, is_bonafide, output_dir, title=f"{args.dataset} {split}")
         logger.info(f"EER {summary['eer']:.3f}% on {len(utt_ids)} utterances; wrote {score_path} and summary.json")

@@ -6,7 +6,8 @@ Source layout (`--root` is the official `LA/` folder, or `sonar-mini/LA`, or the
     ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.train.trn.txt, ...dev.trl.txt, ...eval.trl.txt
         lines `SPEAKER UTT_ID - SYSTEM LABEL`, SYSTEM `-` for bona fide, LABEL `bonafide` / `spoof`
     ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.{dev,eval}.gi.trl.scores.txt   (optional, for min t-DCF)
-        lines `SPEAKER_OR_SYSTEM KEY SCORE`, KEY `target` / `nontarget` / `spoof`
+        lines `CM_KEY ASV_KEY SCORE`: CM_KEY `bonafide` or the attack (`A01`-`A19`), ASV_KEY `target` / `nontarget`
+        for bona fide trials and `spoof` for the others, e.g. `bonafide target 2.17`, `A07 spoof -0.42`
 
 Output: one split per protocol present (`train`, `dev`, `eval`) with columns `audio` (16 kHz), `label`
 (`bonafide` 0 / `spoof` 1), `utt_id`, `speaker`, `system` (A01-A19, `-` for bona fide). The protocol's third field
@@ -17,6 +18,7 @@ dataset as `asv_scores/{split}.txt` in the official three-column format (read th
 """
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +50,7 @@ PROTOCOL_DIR = "ASVspoof2019_LA_cm_protocols"
 ASV_SCORES_DIR = "ASVspoof2019_LA_asv_scores"
 ASV_SCORES_FILE = "ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
 ASV_KEYS = ("target", "nontarget", "spoof")
+ATTACK = re.compile(r"A\d\d")
 LABELS = {"bonafide": 0, "spoof": 1}
 
 
@@ -94,15 +97,22 @@ def build_dataset(root: str | Path, splits: Sequence[str] | None = None, skip_mi
 
 
 def read_asv_scores(path: str | Path) -> list[tuple[str, str, float]]:
-    """Parse an ASV score file into `(speaker_or_system, key, score)` rows, checking keys and numbers."""
+    """Parse an ASV score file into `(cm_key, asv_key, score)` rows, checking keys and numbers.
+
+    The CM key must agree with the ASV key: `bonafide` for target and nontarget trials, an attack for spoof trials.
+    """
     rows = []
-    for line_number, (name, key, score) in enumerate(read_fields(path, 3), start=1):
-        if key not in ASV_KEYS:
-            raise ConversionError(f"{path}, line {line_number}: unknown ASV key {key!r}; expected one of {ASV_KEYS}")
+    for line_number, (cm_key, asv_key, score) in enumerate(read_fields(path, 3), start=1):
+        where = f"{path}, line {line_number}"
+        if asv_key not in ASV_KEYS:
+            raise ConversionError(f"{where}: unknown ASV key {asv_key!r}; expected one of {ASV_KEYS}")
+        if not (ATTACK.fullmatch(cm_key) if asv_key == "spoof" else cm_key == "bonafide"):
+            expected = "an attack A01-A19" if asv_key == "spoof" else "'bonafide'"
+            raise ConversionError(f"{where}: a {asv_key} trial has CM key {cm_key!r} (first column), not {expected}")
         try:
-            rows.append((name, key, float(score)))
+            rows.append((cm_key, asv_key, float(score)))
         except ValueError:
-            raise ConversionError(f"{path}, line {line_number}: score {score!r} is not a number") from None
+            raise ConversionError(f"{where}: score {score!r} is not a number") from None
     return rows
 
 
@@ -113,7 +123,7 @@ def asv_score_files(root: str | Path, splits: Sequence[str]) -> dict[str, str]:
         path = Path(root) / ASV_SCORES_DIR / ASV_SCORES_FILE.format(split=split)
         if split != "train" and path.is_file():
             rows = read_asv_scores(path)
-            files[f"asv_scores/{split}.txt"] = "".join(f"{name} {key} {score!r}\n" for name, key, score in rows)
+            files[f"asv_scores/{split}.txt"] = "".join(f"{cm} {asv} {score!r}\n" for cm, asv, score in rows)
     if not files:
         raise ConversionError(
             f"--asv-scores: no {ASV_SCORES_FILE.format(split='{dev,eval}')} in {root / ASV_SCORES_DIR}"

@@ -5,16 +5,21 @@ Source layout (`--root`; `--keys` points at the key file when it lies elsewhere)
     ASVspoof2021_{LA,DF}_eval/flac/{UTT_ID}.flac        (DF also as ASVspoof2021_DF_eval_part0*/ASVspoof2021_DF_eval/)
     keys/{LA,DF}/CM/trial_metadata.txt                  (from {LA,DF}-keys-full.tar.gz; also searched one level down)
         LA: `SPEAKER UTT_ID CODEC TRANSMISSION ATTACK LABEL TRIM PHASE`
-            e.g. `LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval`
+            e.g. `LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval`,
+                 `LA_0020 LA_E_7294490 g722 loc_tx bonafide bonafide notrim eval`
         DF: `SPEAKER UTT_ID CODEC SOURCE ATTACK LABEL TRIM PHASE VOCODER_TYPE TASK TEAM GENDER_PAIR LANGUAGE`
-            e.g. `LA_0043 DF_E_2000026 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -`
-            (the last four are `-` except for VCC 2020 trials, e.g. `Task1 team20 FF E`)
+            e.g. `LA_0043 DF_E_2000026 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -`,
+                 `TEF2 DF_E_2000013 low_m4a vcc2020 Task1-team20 spoof notrim eval neural_vocoder_nonautoregressive
+                 Task1 team20 FF E` (one line)
+        ATTACK is `bonafide` for bona fide trials; PHASE `eval`, `progress` or `hidden`; TRIM `notrim` or `trim`, in LA
+        also `only_speech`. The last four DF columns (task, team, gender pair, language) are filled for the trials from
+        the Voice Conversion Challenges (SOURCE `vcc2018` or `vcc2020`) and `-` otherwise.
 
 Output: one `eval` split with `audio` (16 kHz), `label` (`bonafide` 0 / `spoof` 1), `utt_id`, `speaker`, `system`
-(attack, `-` for bona fide) and the key's further columns: LA `codec`, `transmission`, `trim`, `phase`; DF `codec`,
-`source`, `trim`, `phase`, `vocoder_type`, `vcc_task`, `vcc_team`, `vcc_gender_pair`, `vcc_language`. `--phase`
-keeps the `eval` rows by default, as published results do; `progress`, `hidden` (the keys spell it `hidden_track`)
-or `all` select others.
+(the attack; `-` for bona fide, as in every converter's output) and the key's further columns: LA `codec`,
+`transmission`, `trim`, `phase`; DF `codec`, `source`, `trim`, `phase`, `vocoder_type`, `vcc_task`, `vcc_team`,
+`vcc_gender_pair`, `vcc_language`. `--phase` keeps the `eval` rows by default, as published results do; `progress`,
+`hidden` or `all` select others.
 
     python dataset_scripts/asvspoof2021.py --track DF --root /data/ASVspoof2021 --output data/asvspoof2021_df
 """
@@ -82,10 +87,6 @@ def audio_folders(root: str | Path, track: str) -> list[Path]:
     return [root / name / "flac", *sorted(root.glob(f"{name}_part*/{name}/flac"))]
 
 
-def _phase_matches(value: str, phase: str) -> bool:
-    return phase == "all" or value == phase or value.startswith(f"{phase}_")
-
-
 def build_dataset(
     root: str | Path,
     track: str,
@@ -107,7 +108,9 @@ def build_dataset(
     for line_number, fields in enumerate(read_fields(keys, len(names)), start=1):
         row = dict(zip(names, fields))
         row["label"] = parse_label(row["label"], LABELS, f"{keys}, line {line_number}")
-        if _phase_matches(row["phase"], phase):
+        if row["system"] == "bonafide":  # the keys' attack of bona fide trials; `-` in every converter's output
+            row["system"] = "-"
+        if phase in ("all", row["phase"]):
             for name in names:
                 columns[name].append(row[name])
     if not columns["utt_id"]:

@@ -51,7 +51,7 @@ def read_fields(path: str | Path, num_fields: int | Sequence[int], sep: str | No
         raise ConversionError(f"Protocol file not found: {path}")
     allowed = (num_fields,) if isinstance(num_fields, int) else tuple(num_fields)
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of the first field
         for line_number, line in enumerate(f, start=1):
             if not line.strip():
                 continue

@@ -51,7 +51,7 @@ def build_dataset(
     csv_path = Path(csv_path) if csv_path is not None else root / "metadata.csv"
     if not csv_path.is_file():
         raise ConversionError(f"No label CSV at {csv_path}: write one with columns file,label")
-    with open(csv_path, newline="", encoding="utf-8") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets often write a byte-order mark
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if "file" not in header or "label" not in header:

@@ -47,7 +47,7 @@ def build_dataset(root: str | Path, skip_missing: bool = False, meta: str | Path
         raise ConversionError(f"No In-the-Wild meta.csv at {meta}")
     columns = {"audio": [], "label": [], "utt_id": [], "speaker": [], "system": []}
     files = []
-    with open(meta, newline="", encoding="utf-8") as f:
+    with open(meta, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of `file`
         reader = csv.DictReader(f)
         missing_columns = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
         if missing_columns:

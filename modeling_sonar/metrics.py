@@ -5,8 +5,8 @@ this module, so it never ships with the weights, and score files can be re-score
 
 Scores follow the ASVspoof convention: higher means more bona fide (SONAR writes the bona fide log-odds). The
 formulas are those of the official ASVspoof evaluation code (`eval_metrics.py` of the 2019 `tDCF_python` package and
-of the 2021 `eval-package`), with one deliberate difference: tied scores form a single operating point (see
-`compute_det_curve`).
+of the 2021 `eval-package`), tied scores included: by default every trial is an operating point, as there, so
+published numbers are reproduced; `merge_ties=True` makes each distinct score one point (see `compute_det_curve`).
 """
 
 from collections.abc import Sequence
@@ -48,19 +48,30 @@ def _check_scores(name: str, scores: Sequence[float] | np.ndarray) -> np.ndarray
 
 
 def compute_det_curve(
-    bonafide_scores: Sequence[float] | np.ndarray, spoof_scores: Sequence[float] | np.ndarray
+    bonafide_scores: Sequence[float] | np.ndarray,
+    spoof_scores: Sequence[float] | np.ndarray,
+    merge_ties: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Miss and false-alarm rates at every operating point, as the official ASVspoof `compute_det_curve`.
 
-    At threshold `t` a trial is accepted as bona fide when its score is above `t`: `frr[i]` is the fraction of bona
-    fide scores `<= thresholds[i]`, `far[i]` the fraction of spoof scores `> thresholds[i]`. The thresholds are the
-    sorted distinct scores, preceded by `min - 0.001` where nothing is rejected. The official code makes one point
-    per trial, so tied scores give points no threshold can reach (all-equal scores would get an EER of 100%); here
-    each distinct score is one point. Without ties the curves are identical.
+    The trials are sorted by score (stably, so within a tie the bona fide trials come first) and rejected one at a
+    time: after the first `k` trials, `frr[k]` is the fraction of bona fide trials rejected, `far[k]` the fraction of
+    spoof trials still accepted and `thresholds[k]` the k-th sorted score (the first point, where nothing is
+    rejected, has `min - 0.001`). Without ties, point `i` is exactly "accept as bona fide when the score is above
+    `thresholds[i]`".
+
+    Tied scores are where definitions differ. The official code, followed by default, keeps one point per trial, so a
+    tie yields points that no threshold can reach (scores that are all equal get an EER of 100%); published ASVspoof
+    numbers are computed that way. With `merge_ties=True` each distinct score is one point: the curve a threshold can
+    reach (all-equal scores get an EER of 50%).
+
+    Args:
+        bonafide_scores, spoof_scores: the scores of each class, higher = more bona fide.
+        merge_ties (`bool`, *optional*, defaults to `False`): one point per distinct score instead of one per trial.
 
     Returns:
-        `(frr, far, thresholds)`, each of length (number of distinct scores + 1); `frr` rises from 0 to 1 and `far`
-        falls from 1 to 0.
+        `(frr, far, thresholds)`, each of length (number of trials + 1), or (number of distinct scores + 1) with
+        `merge_ties`; `frr` rises from 0 to 1 and `far` falls from 1 to 0.
     """
     bonafide_scores = _check_scores("bonafide_scores", bonafide_scores)
     spoof_scores = _check_scores("spoof_scores", spoof_scores)
@@ -70,35 +81,39 @@ def compute_det_curve(
     sorted_scores = scores[order]
     bonafide_rejected = np.cumsum(is_bonafide[order])
     spoof_rejected = np.arange(1, scores.size + 1) - bonafide_rejected
-    # keep the last position of each run of equal scores: a threshold cannot split a tie
-    last_of_tie = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
-    frr = np.concatenate([[0.0], bonafide_rejected[last_of_tie] / bonafide_scores.size])
-    far = np.concatenate([[1.0], (spoof_scores.size - spoof_rejected[last_of_tie]) / spoof_scores.size])
-    thresholds = np.concatenate([[sorted_scores[0] - 0.001], sorted_scores[last_of_tie]])
+    if merge_ties:  # keep the last position of each run of equal scores: a threshold cannot split a tie
+        keep = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
+    else:
+        keep = np.ones(scores.size, dtype=bool)
+    frr = np.concatenate([[0.0], bonafide_rejected[keep] / bonafide_scores.size])
+    far = np.concatenate([[1.0], (spoof_scores.size - spoof_rejected[keep]) / spoof_scores.size])
+    thresholds = np.concatenate([[sorted_scores[0] - 0.001], sorted_scores[keep]])
     return frr, far, thresholds
 
 
 def compute_eer(
-    bonafide_scores: Sequence[float] | np.ndarray, spoof_scores: Sequence[float] | np.ndarray
+    bonafide_scores: Sequence[float] | np.ndarray,
+    spoof_scores: Sequence[float] | np.ndarray,
+    merge_ties: bool = False,
 ) -> tuple[float, float]:
     """Equal error rate, as a fraction, and its threshold.
 
-    As in the official ASVspoof `compute_eer`: the operating point where |miss rate - false-alarm rate| is smallest
-    (the first one on ties), reporting the mean of the two rates there.
+    As in the official ASVspoof `compute_eer`: the point of `compute_det_curve` (which `merge_ties` is passed to)
+    where |miss rate - false-alarm rate| is smallest, the first one on ties, reporting the mean of the two rates there.
     """
-    frr, far, thresholds = compute_det_curve(bonafide_scores, spoof_scores)
+    frr, far, thresholds = compute_det_curve(bonafide_scores, spoof_scores, merge_ties=merge_ties)
     index = np.argmin(np.abs(frr - far))
     return float((frr[index] + far[index]) / 2), float(thresholds[index])
 
 
 def _asv_error_rates(
-    asv_target: np.ndarray, asv_nontarget: np.ndarray, asv_spoof: np.ndarray
+    asv_target: np.ndarray, asv_nontarget: np.ndarray, asv_spoof: np.ndarray, merge_ties: bool = False
 ) -> tuple[float, float, float]:
     """ASV false-alarm, miss and spoof false-alarm rates at the ASV EER threshold.
 
     As the official `obtain_asv_error_rates`, a trial scoring exactly at the threshold is accepted (`>=`).
     """
-    _, threshold = compute_eer(asv_target, asv_nontarget)
+    _, threshold = compute_eer(asv_target, asv_nontarget, merge_ties=merge_ties)
     pfa_asv = np.mean(asv_nontarget >= threshold)
     pmiss_asv = np.mean(asv_target < threshold)
     pfa_spoof_asv = np.mean(asv_spoof >= threshold)
@@ -113,17 +128,19 @@ def compute_min_tdcf(
     asv_spoof: Sequence[float] | np.ndarray,
     variant: str = "2021",
     cost_model: dict[str, float] | None = None,
+    merge_ties: bool = False,
 ) -> tuple[float, float]:
     """Minimum normalised tandem detection cost (t-DCF) of a countermeasure in front of a fixed ASV system.
 
     The ASV system runs at its own EER threshold (target vs. nontarget scores). Then, over all CM thresholds `s`:
 
-    - `variant="2021"` (ASVspoof 2021, and the revised 2019 package):
+    - `variant="2021"` (ASVspoof 2021, and the revised 2019 package; `compute_tDCF` in the official code):
       `t-DCF(s) = C0 + C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by `C0 + min(C1, C2)`, with
       `C0 = Ptar Cmiss Pmiss_asv + Pnon Cfa Pfa_asv`, `C1 = Ptar Cmiss - C0`, `C2 = Pspoof Cfa_spoof Pfa_spoof_asv`.
       A perfect CM scores `C0 / (C0 + min(C1, C2))`, the ASV system's own floor.
-    - `variant="2019"` (the ASVspoof 2019 challenge): `t-DCF(s) = C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by
-      `min(C1, C2)`, with `C1 = Ptar (Cmiss_cm - Cmiss_asv Pmiss_asv) - Pnon Cfa_asv Pfa_asv` and
+    - `variant="2019"` (the ASVspoof 2019 challenge, `compute_tDCF_legacy`):
+      `t-DCF(s) = C1 Pmiss_cm(s) + C2 Pfa_cm(s)`, normalised by `min(C1, C2)`, with
+      `C1 = Ptar (Cmiss_cm - Cmiss_asv Pmiss_asv) - Pnon Cfa_asv Pfa_asv` and
       `C2 = Cfa_cm Pspoof (1 - Pmiss_spoof_asv)`. A perfect CM scores 0.
 
     Either way a CM that accepts or rejects everything scores 1, so the minimum is at most 1.
@@ -131,8 +148,10 @@ def compute_min_tdcf(
     Args:
         bonafide_cm, spoof_cm: CM scores of bona fide and spoof trials (higher = more bona fide).
         asv_target, asv_nontarget, asv_spoof: ASV scores of target, nontarget and spoof trials.
-        variant: `"2021"` or `"2019"`, choosing the formula and its default cost model.
+        variant: `"2021"` or `"2019"`, choosing the formula and its default cost model. Results on ASVspoof 2019 LA
+            are published with `"2019"`, on ASVspoof 2021 LA with `"2021"`.
         cost_model: overrides the default `ASVSPOOF2021_COST_MODEL` / `ASVSPOOF2019_COST_MODEL`, with the same keys.
+        merge_ties: passed to `compute_det_curve`, for the ASV EER threshold and the CM operating points.
 
     Returns:
         `(min_tdcf, cm_threshold)`: the minimum normalised t-DCF and the CM threshold reaching it.
@@ -155,8 +174,9 @@ def compute_min_tdcf(
         _check_scores("asv_target", asv_target),
         _check_scores("asv_nontarget", asv_nontarget),
         _check_scores("asv_spoof", asv_spoof),
+        merge_ties=merge_ties,
     )
-    pmiss_cm, pfa_cm, thresholds = compute_det_curve(bonafide_cm, spoof_cm)
+    pmiss_cm, pfa_cm, thresholds = compute_det_curve(bonafide_cm, spoof_cm, merge_ties=merge_ties)
 
     if variant == "2021":
         c0 = cost["Ptar"] * cost["Cmiss"] * pmiss_asv + cost["Pnon"] * cost["Cfa"] * pfa_asv
@@ -185,6 +205,7 @@ def eer_by_condition(
     labels: Sequence[int] | np.ndarray,
     conditions: Sequence,
     bonafide_label: int = 0,
+    merge_ties: bool = False,
 ) -> dict[str, float]:
     """EER (fraction) per value of a condition column: attack, codec, transmission channel, vocoder...
 
@@ -197,6 +218,7 @@ def eer_by_condition(
         scores: detection scores, higher = more bona fide.
         labels: class ids; `bonafide_label` marks bona fide, any other value spoof.
         conditions: the condition value of each trial; keys of the result are `str(value)`, sorted.
+        merge_ties: passed to `compute_eer`.
     """
     scores = _check_scores("scores", scores)
     labels = np.asarray(labels).ravel()
@@ -218,7 +240,7 @@ def eer_by_condition(
         reference = group_bonafide if group_bonafide.size else all_bonafide
         if reference.size == 0:
             raise ValueError("No bona fide trial to pair with the spoof-only conditions: the set needs both classes")
-        result[str(value)] = compute_eer(reference, group_spoof)[0]
+        result[str(value)] = compute_eer(reference, group_spoof, merge_ties=merge_ties)[0]
     return result
 
 

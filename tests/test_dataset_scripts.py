@@ -56,7 +56,7 @@ def la2019(tmp_path):
             _write_clip(root / f"ASVspoof2019_LA_{split}" / "flac" / f"{line.split()[1]}.flac")
     scores = root / "ASVspoof2019_LA_asv_scores" / "ASVspoof2019.LA.asv.dev.gi.trl.scores.txt"
     scores.parent.mkdir()
-    scores.write_text("LA_0069 target 1.5\nLA_0069 nontarget -2.25\nA03 spoof -0.5\n")
+    scores.write_text("bonafide target 1.5\nbonafide nontarget -2.25\nA03 spoof -0.5\n")  # CM key, ASV key, score
     return root
 
 
@@ -104,6 +104,12 @@ def test_2019_la_unknown_label_is_named(la2019):
         asvspoof2019_la.build_dataset(la2019)
 
 
+def test_2019_la_protocol_with_byte_order_mark(la2019):
+    protocol = la2019 / "ASVspoof2019_LA_cm_protocols" / "ASVspoof2019.LA.cm.dev.trl.txt"
+    protocol.write_text("\ufeffLA_0069 LA_D_1 - - bonafide\nLA_0069 LA_D_2 - A03 spoof\n", encoding="utf-8")
+    assert asvspoof2019_la.build_dataset(la2019, splits=["dev"])["dev"]["speaker"] == ["LA_0069", "LA_0069"]
+
+
 def test_2019_la_empty_or_absent_root(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConversionError, match="No ASVspoof 2019 LA protocol under"):
@@ -126,13 +132,29 @@ def test_2019_la_cli_writes_dataset_and_asv_scores(la2019, tmp_path, capsys):
     assert loaded["dev"]["utt_id"] == ["LA_D_1", "LA_D_2"]
     assert decode_audio(loaded["train"][0]["audio"]).shape == (800,)  # bytes embedded: readable without the source
     rows = asvspoof2019_la.read_asv_scores(output / "asv_scores" / "dev.txt")
-    assert rows == [("LA_0069", "target", 1.5), ("LA_0069", "nontarget", -2.25), ("A03", "spoof", -0.5)]
+    assert rows == [("bonafide", "target", 1.5), ("bonafide", "nontarget", -2.25), ("A03", "spoof", -0.5)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temporary folder left behind
     # an existing output is kept unless --overwrite
     assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output), "--overwrite"]) == 0
     assert not (output / "asv_scores").exists()
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("LA_0069 target 1.5", "a target trial has CM key 'LA_0069' .first column., not 'bonafide'"),
+        ("bonafide spoof 1.5", "a spoof trial has CM key 'bonafide' .first column., not an attack"),
+        ("A07 bonafide 1.5", "unknown ASV key 'bonafide'"),
+        ("A07 spoof high", "score 'high' is not a number"),
+    ],
+)
+def test_2019_la_asv_scores_bad_lines(tmp_path, line, message):
+    path = tmp_path / "scores.txt"
+    path.write_text(f"bonafide target 2.0\n{line}\n")
+    with pytest.raises(ConversionError, match=f"line 2: {message}"):
+        asvspoof2019_la.read_asv_scores(path)
 
 
 def test_2019_la_cli_parquet(la2019, tmp_path):
@@ -187,17 +209,25 @@ def test_2019_la_on_sonar_mini_matches_protocols():
 
 # ------------------------------------------------------------------ ASVspoof 2021 LA / DF
 
+# Lines in the layout of the released keys, `keys/{LA,DF}/CM/trial_metadata.txt`. LA_E_9332881, LA_E_7294490,
+# DF_E_2000026, DF_E_2000013, DF_E_2000024 and DF_E_2000011 are verbatim; the others follow the same layout (the
+# VCC 2018 row with its task, team, gender pair and language filled, as the keys have them).
 LA2021_KEYS = [
-    "LA_0009 LA_E_1 alaw ita_tx A07 spoof notrim eval",
-    "LA_0009 LA_E_2 none loc_tx - bonafide notrim progress",
-    "LA_0010 LA_E_3 g722 sin_tx - bonafide notrim eval",
-    "LA_0010 LA_E_4 opus mad_tx A19 spoof trim hidden_track",
+    "LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval",
+    "LA_0020 LA_E_5013670 none loc_tx bonafide bonafide notrim progress",
+    "LA_0020 LA_E_7294490 g722 loc_tx bonafide bonafide notrim eval",
+    "LA_0010 LA_E_4187390 opus mad_tx A19 spoof trim hidden",
+    "LA_0013 LA_E_5658320 pstn sin_tx A13 spoof only_speech hidden",
 ]
 DF2021_KEYS = [
-    "LA_0043 DF_E_1 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -",
-    "TEF2 DF_E_2 low_m4a vcc2020 Task1-team20 spoof notrim eval neural_vocoder_nonautoregressive Task1 team20 FF E",
-    "LA_0044 DF_E_3 nocodec asvspoof - bonafide notrim progress bonafide - - - -",
-    "LA_0045 DF_E_4 high_ogg vcc2018 - bonafide notrim eval bonafide - - - -",
+    "LA_0043 DF_E_2000026 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -",
+    "TEF2 DF_E_2000013 low_m4a vcc2020 Task1-team20 spoof notrim eval neural_vocoder_nonautoregressive "
+    "Task1 team20 FF E",
+    "LA_0044 DF_E_2000031 nocodec asvspoof bonafide bonafide notrim progress bonafide - - - -",
+    "VCC2TM1 DF_E_2000145 high_ogg vcc2018 SPO-N13 spoof notrim eval neural_vocoder_autoregressive SPO N13 MM E",
+    "LA_0023 DF_E_2000011 nocodec asvspoof A14 spoof notrim progress traditional_vocoder - - - -",
+    "LA_0045 DF_E_2000052 nocodec asvspoof bonafide bonafide notrim eval bonafide - - - -",
+    "TGF1 DF_E_2000024 mp3m4a vcc2020 Task2-team12 spoof notrim eval traditional_vocoder Task2 team12 FF G",
 ]
 
 
@@ -226,30 +256,40 @@ def test_2021_la_columns_and_default_eval_phase(tmp_path):
         "trim",
         "phase",
     ]
-    assert evaluation["utt_id"] == ["LA_E_1", "LA_E_3"]
-    assert evaluation["label"] == [1, 0] and evaluation["system"] == ["A07", "-"]
-    assert evaluation["codec"] == ["alaw", "g722"] and evaluation["transmission"] == ["ita_tx", "sin_tx"]
-    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="all")["eval"].num_rows == 4
-    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="hidden")["eval"]["utt_id"] == ["LA_E_4"]
-    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="progress")["eval"]["utt_id"] == ["LA_E_2"]
+    assert evaluation["utt_id"] == ["LA_E_9332881", "LA_E_7294490"]
+    assert evaluation["label"] == [1, 0] and evaluation["system"] == ["A07", "-"]  # the keys' `bonafide` attack -> `-`
+    assert evaluation["codec"] == ["alaw", "g722"] and evaluation["transmission"] == ["ita_tx", "loc_tx"]
+    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="all")["eval"].num_rows == 5
+    hidden = asvspoof2021.build_dataset(tmp_path, "LA", phase="hidden")["eval"]
+    assert hidden["utt_id"] == ["LA_E_4187390", "LA_E_5658320"] and hidden["trim"] == ["trim", "only_speech"]
+    assert asvspoof2021.build_dataset(tmp_path, "LA", phase="progress")["eval"]["utt_id"] == ["LA_E_5013670"]
 
 
 def test_2021_df_columns_and_split_parts(tmp_path):
     _make_2021(tmp_path, "DF", DF2021_KEYS, parts=True)
     evaluation = asvspoof2021.build_dataset(tmp_path, "DF")["eval"]
-    assert evaluation["utt_id"] == ["DF_E_1", "DF_E_2", "DF_E_4"]
-    assert evaluation["source"] == ["asvspoof", "vcc2020", "vcc2018"]
-    assert evaluation["vocoder_type"] == ["traditional_vocoder", "neural_vocoder_nonautoregressive", "bonafide"]
-    assert evaluation["vcc_task"] == ["-", "Task1", "-"] and evaluation["vcc_language"] == ["-", "E", "-"]
-    assert evaluation["system"][1] == "Task1-team20" and evaluation["label"] == [1, 1, 0]
+    assert evaluation["utt_id"] == ["DF_E_2000026", "DF_E_2000013", "DF_E_2000145", "DF_E_2000052", "DF_E_2000024"]
+    assert evaluation["source"] == ["asvspoof", "vcc2020", "vcc2018", "asvspoof", "vcc2020"]
+    assert evaluation["vocoder_type"][:4] == [
+        "traditional_vocoder",
+        "neural_vocoder_nonautoregressive",
+        "neural_vocoder_autoregressive",
+        "bonafide",
+    ]
+    assert evaluation["system"] == ["A09", "Task1-team20", "SPO-N13", "-", "Task2-team12"]
+    assert evaluation["label"] == [1, 1, 1, 0, 1]
+    assert evaluation["vcc_task"] == ["-", "Task1", "SPO", "-", "Task2"]
+    assert evaluation["vcc_team"] == ["-", "team20", "N13", "-", "team12"]
+    assert evaluation["vcc_gender_pair"] == ["-", "FF", "MM", "-", "FF"]
+    assert evaluation["vcc_language"] == ["-", "E", "E", "-", "G"]
 
 
 def test_2021_bad_inputs(tmp_path):
     keys = _make_2021(tmp_path, "LA", LA2021_KEYS)
-    (tmp_path / "ASVspoof2021_LA_eval" / "flac" / "LA_E_3.flac").unlink()
-    with pytest.raises(ConversionError, match=r"1 of 2 audio files are missing.*LA_E_3\.flac"):
+    (tmp_path / "ASVspoof2021_LA_eval" / "flac" / "LA_E_7294490.flac").unlink()
+    with pytest.raises(ConversionError, match=r"1 of 2 audio files are missing.*LA_E_7294490\.flac"):
         asvspoof2021.build_dataset(tmp_path, "LA")
-    assert asvspoof2021.build_dataset(tmp_path, "LA", skip_missing=True)["eval"]["utt_id"] == ["LA_E_1"]
+    assert asvspoof2021.build_dataset(tmp_path, "LA", skip_missing=True)["eval"]["utt_id"] == ["LA_E_9332881"]
     keys.write_text(LA2021_KEYS[0] + "\nLA_0009 LA_E_2 alaw A07 spoof notrim eval\n")
     with pytest.raises(ConversionError, match=r"trial_metadata\.txt, line 2: expected 8 fields, got 7"):
         asvspoof2021.build_dataset(tmp_path, "LA")
@@ -268,7 +308,7 @@ def test_2021_cli(tmp_path, capsys):
     keys = _make_2021(tmp_path / "src", "DF", DF2021_KEYS)
     args = ["--root", str(tmp_path / "src"), "--track", "DF", "--keys", str(keys), "--output", str(tmp_path / "out")]
     assert asvspoof2021.main([*args, "--phase", "all"]) == 0
-    assert load_sonar_dataset(str(tmp_path / "out"), split="eval").num_rows == 4
+    assert load_sonar_dataset(str(tmp_path / "out"), split="eval").num_rows == 7
 
 
 # ------------------------------------------------------------------ In-the-Wild
@@ -291,6 +331,14 @@ def test_itw_columns(tmp_path):
     assert test.column_names == ["audio", "label", "utt_id", "speaker", "system"]
     assert test["label"] == [1, 0, 1] and test["utt_id"] == ["0", "1", "2"]
     assert test["speaker"][2] == "Barack Obama" and test["system"] == ["unknown", "-", "unknown"]
+
+
+def test_itw_meta_with_byte_order_mark(tmp_path):
+    root = _make_itw(tmp_path / "itw", ["0.wav,Alec Guinness,spoof", "1.wav,Alec Guinness,bona-fide"])
+    (root / "meta.csv").write_text(
+        "\ufefffile,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,Alec Guinness,bona-fide\n"
+    )
+    assert in_the_wild.build_dataset(root)["test"]["label"] == [1, 0]
 
 
 def test_itw_bad_inputs(tmp_path):
@@ -328,6 +376,12 @@ def test_folder_with_splits_and_extra_columns(tmp_path):
     assert dataset["train"]["label"] == [0, 1] and dataset["train"]["utt_id"] == ["a", "b"]
     assert dataset["train"]["device"] == ["phone", "laptop"] and dataset["test"]["speaker"] == ["you"]
     assert dataset["train"]["system"] == ["-", "-"]
+
+
+def test_folder_csv_with_byte_order_mark(tmp_path):
+    _write_clip(tmp_path / "a.wav")
+    (tmp_path / "metadata.csv").write_text("\ufefffile,label\na.wav,spoof\n", encoding="utf-8")
+    assert folder.build_dataset(tmp_path)["test"]["label"] == [1]
 
 
 def test_folder_bad_inputs(tmp_path):

@@ -20,7 +20,7 @@ import evaluate_sonar  # noqa: E402
 
 LABELS = [0, 0, 0, 1, 1, 1]
 SYSTEMS = ["-", "-", "-", "A01", "A01", "A02"]
-UTT_IDS = [f"utt_{index}" for index in range(len(LABELS))]
+UTT_IDS = [f"LA_E_{1000001 + index}" for index in range(len(LABELS))]  # ASVspoof 2019 LA ids: the 2019 t-DCF
 
 
 def make_dataset(folder: Path, with_label: bool = True) -> Path:
@@ -70,13 +70,91 @@ def test_score_files_survive_a_killed_run(tmp_path):
 
 
 def test_read_asv_scores(tmp_path):
+    # ASVspoof 2019 `CM_KEY ASV_KEY SCORE` lines, then a six-column line of tDCF_python_v2
     path = tmp_path / "asv.txt"
-    path.write_text("LA_0001 target 2.5\nLA_0001 nontarget -1\n\nLA_0002 LA_E_1 - A07 spoof 0.5\nLA_0002 target 3\n")
+    path.write_text(
+        "bonafide target 2.5\nbonafide nontarget -1\n\nA07 spoof 0.5\nLA_0002 LA_E_1 - A07 spoof 0.25\n"
+        "bonafide target 3\n"
+    )
     target, nontarget, spoof = evaluate_sonar.read_asv_scores(path)
-    assert target.tolist() == [2.5, 3.0] and nontarget.tolist() == [-1.0] and spoof.tolist() == [0.5]
+    assert target.tolist() == [2.5, 3.0] and nontarget.tolist() == [-1.0] and spoof.tolist() == [0.5, 0.25]
     path.write_text("LA_0001 bonafide 2.5\n")
     with pytest.raises(ValueError, match="no key"):
         evaluate_sonar.read_asv_scores(path)
+    path.write_text("LA_0007-alaw-ita_tx LA_E_5013670-alaw-ita_tx -4.8546\n")  # a raw ASVspoof 2021 score.txt
+    with pytest.raises(ValueError, match="pass its ASV/trial_metadata.txt as --asv_keys"):
+        evaluate_sonar.read_asv_scores(path)
+    path.write_text("bonafide target high\n")
+    with pytest.raises(ValueError, match="score 'high' is not a number"):
+        evaluate_sonar.read_asv_scores(path)
+
+
+# The official ASVspoof 2021 LA ASV files: `keys/LA/ASV/trial_metadata.txt` and `keys/LA/ASV/ASVTorch_Kaldi/score.txt`.
+# The first and seventh key lines are verbatim from the released keys; the others follow their layout, with trial
+# LA_E_5013670 scored against two enrolled speakers, as trials are. Scores are made up.
+ASV2021_ROWS = [  # ASV speaker, trial, codec, transmission, attack, key, phase, score
+    ("LA_0007-alaw-ita_tx", "LA_E_5013670-alaw-ita_tx", "alaw", "ita_tx", "bonafide", "nontarget", "eval", -4.8546),
+    ("LA_0012-alaw-ita_tx", "LA_E_5013670-alaw-ita_tx", "alaw", "ita_tx", "bonafide", "target", "eval", 3.2017),
+    ("LA_0015-g722-loc_tx", "LA_E_1103494-g722-loc_tx", "g722", "loc_tx", "bonafide", "target", "eval", 2.441),
+    ("LA_0015-g722-loc_tx", "LA_E_7294490-g722-loc_tx", "g722", "loc_tx", "bonafide", "nontarget", "eval", 0.912),
+    ("LA_0007-alaw-ita_tx", "LA_E_7417804-alaw-ita_tx", "alaw", "ita_tx", "A07", "spoof", "eval", 1.7532),
+    ("LA_0012-alaw-ita_tx", "LA_E_7417804-alaw-ita_tx", "alaw", "ita_tx", "A07", "spoof", "eval", -0.6605),
+    ("LA_0013-alaw-ita_tx", "LA2021-LA_E_5658320", "alaw", "ita_tx", "A07", "spoof", "progress", 2.9904),
+    ("LA_0013-alaw-ita_tx", "LA_E_4187390-alaw-ita_tx", "alaw", "ita_tx", "bonafide", "target", "progress", 1.1038),
+    ("LA_0019-none-loc_tx", "LA_E_4187390-none-loc_tx", "none", "loc_tx", "bonafide", "nontarget", "hidden", 1.3572),
+]
+
+
+def write_asv2021(folder: Path, rows=ASV2021_ROWS) -> tuple[Path, Path]:
+    keys, scores = folder / "trial_metadata.txt", folder / "score.txt"
+    keys.write_text("".join(f"{s} {t} {c} {x} {a} {k} notrim {p}\n" for s, t, c, x, a, k, p, _ in rows))
+    scores.write_text("".join(f"{row[0]} {row[1]} {row[-1]}\n" for row in rows))
+    return scores, keys
+
+
+def test_read_asvspoof2021_asv_scores_joins_by_line_and_phase(tmp_path):
+    from modeling_sonar.metrics import compute_min_tdcf
+
+    scores, keys = write_asv2021(tmp_path)
+    target, nontarget, spoof = evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+    assert target.tolist() == [3.2017, 2.441] and nontarget.tolist() == [-4.8546, 0.912]
+    assert spoof.tolist() == [1.7532, -0.6605]
+    every = evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys, "all")
+    assert [len(column) for column in every] == [3, 3, 3]
+    for path in (scores, keys):  # a byte-order mark is not part of the first speaker
+        path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
+    assert evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)[0].tolist() == target.tolist()
+    # The subset filter changes the t-DCF. eval: ASV threshold 0.912, Pfa 1/2, Pmiss 0, Pfa_spoof 1/2, so
+    # C0 0.0475, C1 0.893, C2 0.25, min at CM (frr, far) = (0, 2/5). all: threshold 1.1038, Pfa 1/3, Pfa_spoof 2/3,
+    # so C0 0.095/3, C2 1/3 (times 3 below).
+    cm = [2.0, 0.5, 3.0, 1.2], [-1.0, 0.8, 1.5, -2.0, 0.1]
+    assert compute_min_tdcf(*cm, target, nontarget, spoof)[0] == pytest.approx(0.1475 / 0.2975)  # 0.4958
+    assert compute_min_tdcf(*cm, *every)[0] == pytest.approx((0.095 + 0.4) / (0.095 + 1))  # 0.4521
+
+
+def test_read_asvspoof2021_asv_scores_bad_input(tmp_path):
+    scores, keys = write_asv2021(tmp_path)
+    lines = scores.read_text().splitlines(keepends=True)
+    scores.write_text("".join(lines[:-1]))
+    with pytest.raises(ValueError, match="has 8 trials and its keys .* 9"):
+        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+    scores.write_text("".join([lines[1], lines[0], *lines[2:]]))  # out of step
+    with pytest.raises(ValueError, match=r"score\.txt:1 scores 'LA_0012-alaw-ita_tx LA_E_5013670-alaw-ita_tx' but"):
+        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+    scores, keys = write_asv2021(tmp_path, [row for row in ASV2021_ROWS if row[6] != "eval"])
+    with pytest.raises(ValueError, match="no target/nontarget/spoof trial in phase 'eval'"):
+        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+    with pytest.raises(ValueError, match="phase must be one of"):
+        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys, "hidden_track")
+
+
+def test_default_tdcf_variant():
+    la2019_ids = ["LA_E_2834763", "LA_E_8877452", "LA_D_1000001"]
+    assert evaluate_sonar.default_tdcf_variant(["audio", "label", "utt_id", "speaker", "system"], la2019_ids) == "2019"
+    la2021_columns = ["audio", "label", "utt_id", "speaker", "system", "codec", "transmission", "trim", "phase"]
+    assert evaluate_sonar.default_tdcf_variant(la2021_columns, la2019_ids) == "2021"
+    assert evaluate_sonar.default_tdcf_variant(["utt_id"], la2019_ids, asv_keys_given=True) == "2021"
+    assert evaluate_sonar.default_tdcf_variant(["utt_id"], ["0", "1"]) == "2021"  # e.g. In-the-Wild
 
 
 def test_summarize():
@@ -91,6 +169,14 @@ def test_summarize():
         "num_spoof": 4,
         "eer_by_system": {"A01": 0.0, "A02": 50.0},
     }
+    asv = np.array([2.0, 3.0, 4.0]), np.array([0.0, 1.0]), np.array([0.5, 5.0])  # as in test_metrics.py
+    for variant, expected in (("2019", 0.5), ("2021", 0.1725 / 0.2975)):  # min at CM (frr, far) = (0, 1/2)
+        summary = evaluate_sonar.summarize(scores, is_bonafide, {}, asv, tdcf_variant=variant)
+        assert summary["tdcf_variant"] == variant and summary["min_tdcf"] == pytest.approx(expected)
+    tied = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert evaluate_sonar.summarize(tied, is_bonafide, {})["eer"] == 100.0  # the official code's answer
+    merged = evaluate_sonar.summarize(tied, is_bonafide, {}, merge_ties=True)
+    assert merged["eer"] == 50.0 and merged["merge_ties"] is True
 
 
 def test_missing_label_column_raises(tmp_path, monkeypatch):
@@ -110,6 +196,22 @@ def test_missing_model_raises(tmp_path, monkeypatch):
         evaluate_sonar.main()
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--asv_keys", "keys.txt"], "--asv_keys needs --asv_scores"),
+        (["--asv_scores", "absent.txt"], "is not a file"),
+        (["--asv_scores", __file__, "--asv_keys", "absent.txt"], "--asv_keys 'absent.txt' is not a file"),
+    ],
+)
+def test_asv_argument_errors(extra, message, monkeypatch):
+    monkeypatch.setattr(
+        sys, "argv", ["evaluate_sonar.py", "--model", "m", "--dataset", "d", "--output_dir", "o", *extra]
+    )
+    with pytest.raises(ValueError, match=message):
+        evaluate_sonar.parse_args()
+
+
 @pytest.fixture(scope="module")
 def tiny_model_and_dataset(tmp_path_factory):
     import modeling_sonar
@@ -120,9 +222,9 @@ def tiny_model_and_dataset(tmp_path_factory):
     return folder / "model", make_dataset(folder)
 
 
-def run_evaluate(model_dir: Path, dataset_dir: Path, output_dir: Path) -> subprocess.CompletedProcess:
+def run_evaluate(model_dir: Path, dataset_dir: Path, output_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "evaluate_sonar.py", "--model", str(model_dir), "--dataset", str(dataset_dir)]
-    command += ["--output_dir", str(output_dir), "--batch_size", "2"]
+    command += ["--output_dir", str(output_dir), "--batch_size", "2", *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -132,7 +234,9 @@ def run_evaluate(model_dir: Path, dataset_dir: Path, output_dir: Path) -> subpro
 def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     model_dir, dataset_dir = tiny_model_and_dataset
     output_dir = tmp_path / "out"
-    result = run_evaluate(model_dir, dataset_dir, output_dir)
+    asv2019 = tmp_path / "ASVspoof2019.LA.asv.eval.gi.trl.scores.txt"
+    asv2019.write_text("bonafide target 2.5\nbonafide target 3.5\nbonafide nontarget -1\nA07 spoof 0.5\nA08 spoof 3\n")
+    result = run_evaluate(model_dir, dataset_dir, output_dir, "--asv_scores", str(asv2019))
     assert "Skipping 0 utterance(s)" in result.stderr and "6 left to score" in result.stderr
 
     lines = (output_dir / "scores.txt").read_text().splitlines()
@@ -142,7 +246,7 @@ def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     assert 0 <= summary["eer"] <= 100
     assert (summary["num_bonafide"], summary["num_spoof"]) == (3, 3)
     assert sorted(summary["eer_by_system"]) == ["A01", "A02"]
-    assert "min_tdcf" not in summary
+    assert summary["tdcf_variant"] == "2019" and 0 <= summary["min_tdcf"] <= 1  # auto: ASVspoof 2019 LA ids
     assert (summary["model"], summary["dataset"], summary["split"]) == (str(model_dir), str(dataset_dir), "eval")
     assert (output_dir / "roc.png").stat().st_size > 0 and (output_dir / "det.png").stat().st_size > 0
     assert not list(output_dir.glob("scores.part*"))
@@ -150,7 +254,10 @@ def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     # a killed run: two lines made it to scores.txt, one more to a part file, the next was cut off mid-write
     (output_dir / "scores.txt").write_text("\n".join(lines[:2]) + "\n")
     (output_dir / "scores.part0.txt").write_text(lines[2] + "\n" + lines[3][:-2])
-    result = run_evaluate(model_dir, dataset_dir, output_dir)
+    asv_scores, asv_keys = write_asv2021(tmp_path)
+    result = run_evaluate(
+        model_dir, dataset_dir, output_dir, "--asv_scores", str(asv_scores), "--asv_keys", str(asv_keys)
+    )
     assert "Skipping 3 utterance(s)" in result.stderr and "3 left to score" in result.stderr
 
     resumed_lines = (output_dir / "scores.txt").read_text().splitlines()
@@ -159,4 +266,6 @@ def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     assert sorted(resumed) == UTT_IDS
     for utt_id in UTT_IDS:
         assert float(resumed[utt_id]) == pytest.approx(float(scores[utt_id]), rel=1e-5, abs=1e-6)
-    assert json.loads((output_dir / "summary.json").read_text())["eer"] == pytest.approx(summary["eer"])
+    resumed_summary = json.loads((output_dir / "summary.json").read_text())
+    assert resumed_summary["eer"] == pytest.approx(summary["eer"])
+    assert resumed_summary["tdcf_variant"] == "2021" and resumed_summary["asv_phase"] == "eval"  # the 2021 join

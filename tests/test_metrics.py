@@ -23,14 +23,69 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ASV_TARGET, ASV_NONTARGET, ASV_SPOOF = [2.0, 3.0, 4.0], [0.0, 1.0], [0.5, 5.0]
 
 
-def official_eer(bonafide: np.ndarray, spoof: np.ndarray) -> float:
-    """The official ASVspoof `compute_det_curve` + `compute_eer`, one point per trial (right only without ties)."""
-    scores = np.concatenate([bonafide, spoof])
-    labels = np.concatenate([np.ones(bonafide.size), np.zeros(spoof.size)])[np.argsort(scores, kind="mergesort")]
-    frr = np.concatenate([[0], np.cumsum(labels) / bonafide.size])
-    far = np.concatenate([[1], (spoof.size - (np.arange(1, scores.size + 1) - np.cumsum(labels))) / spoof.size])
-    index = np.argmin(np.abs(frr - far))
-    return (frr[index] + far[index]) / 2
+# ------------------------------------------------------------------ the official package, transcribed independently
+# Written trial by trial in plain Python from the published definitions (ASVspoof 2019 evaluation plan, Kinnunen et
+# al. Odyssey 2018 and TASLP 2020) and the documented behaviour of `eval_metrics.py` in asvspoof-challenge/2021
+# eval-package: one operating point per trial in stable score order (a tie lists bona fide first), the EER at the
+# first point minimising |frr - far|, the ASV run at its EER threshold accepting scores `>=` it. It shares no code
+# with `modeling_sonar.metrics`, so the parity tests below compare two implementations, not one with itself.
+
+OFFICIAL_PSPOOF = 0.05
+OFFICIAL_PTAR, OFFICIAL_PNON = (1 - OFFICIAL_PSPOOF) * 0.99, (1 - OFFICIAL_PSPOOF) * 0.01
+
+
+def official_det(bonafide, spoof) -> list[tuple[float, float, float]]:
+    """(frr, far, threshold) after rejecting 0, 1, 2, ... trials in score order."""
+    trials = sorted([(score, False) for score in bonafide] + [(score, True) for score in spoof], key=lambda t: t[0])
+    points = [(0.0, 1.0, trials[0][0] - 0.001)]
+    bonafide_rejected = spoof_rejected = 0
+    for score, is_spoof in trials:
+        if is_spoof:
+            spoof_rejected += 1
+        else:
+            bonafide_rejected += 1
+        points.append((bonafide_rejected / len(bonafide), (len(spoof) - spoof_rejected) / len(spoof), score))
+    return points
+
+
+def official_eer(bonafide, spoof) -> tuple[float, float]:
+    points = official_det(bonafide, spoof)
+    best = min(range(len(points)), key=lambda i: abs(points[i][0] - points[i][1]))  # the first of equal minima
+    return (points[best][0] + points[best][1]) / 2, points[best][2]
+
+
+def official_asv_rates(target, nontarget, spoof) -> tuple[float, float, float, float]:
+    """Pfa_asv, Pmiss_asv, Pmiss_spoof_asv, Pfa_spoof_asv at the ASV EER threshold."""
+    _, threshold = official_eer(target, nontarget)
+    return (
+        sum(score >= threshold for score in nontarget) / len(nontarget),
+        sum(score < threshold for score in target) / len(target),
+        sum(score < threshold for score in spoof) / len(spoof),
+        sum(score >= threshold for score in spoof) / len(spoof),
+    )
+
+
+def official_min_tdcf_2021(bonafide, spoof, target, nontarget, asv_spoof) -> float:
+    """`compute_tDCF` with the ASVspoof 2021 cost model (Cmiss 1, Cfa 10, Cfa_spoof 10)."""
+    pfa_asv, pmiss_asv, _, pfa_spoof_asv = official_asv_rates(target, nontarget, asv_spoof)
+    c0 = OFFICIAL_PTAR * 1 * pmiss_asv + OFFICIAL_PNON * 10 * pfa_asv
+    c1 = OFFICIAL_PTAR * 1 - c0
+    c2 = OFFICIAL_PSPOOF * 10 * pfa_spoof_asv
+    return min((c0 + c1 * frr + c2 * far) / (c0 + min(c1, c2)) for frr, far, _ in official_det(bonafide, spoof))
+
+
+def official_min_tdcf_2019(bonafide, spoof, target, nontarget, asv_spoof) -> float:
+    """`compute_tDCF_legacy` with the ASVspoof 2019 cost model (Cmiss_asv 1, Cfa_asv 10, Cmiss_cm 1, Cfa_cm 10)."""
+    pfa_asv, pmiss_asv, pmiss_spoof_asv, _ = official_asv_rates(target, nontarget, asv_spoof)
+    c1 = OFFICIAL_PTAR * (1 - 1 * pmiss_asv) - OFFICIAL_PNON * 10 * pfa_asv
+    c2 = 10 * OFFICIAL_PSPOOF * (1 - pmiss_spoof_asv)
+    return min((c1 * frr + c2 * far) / min(c1, c2) for frr, far, _ in official_det(bonafide, spoof))
+
+
+def draw(rng: np.random.Generator, kind: str, mean: float, size: int) -> np.ndarray:
+    """Scores around `mean`: continuous (`random`), rounded to integers (`tied`) or to 0.1 (`quantised`)."""
+    scores = rng.normal(mean, 1.0, size)
+    return {"random": scores, "tied": np.round(scores), "quantised": np.round(scores, 1)}[kind]
 
 
 class TestEer:
@@ -47,33 +102,50 @@ class TestEer:
         assert threshold == 0.3
 
     def test_hand_computed_with_ties(self):
-        # bona fide {1, 2}, spoof {0, 1}: the tie at 1 is one point, (frr, far) goes (0, 1/2) -> (1/2, 0), both
-        # 1/2 from equal: the first is taken, EER = 1/4 at t = 0. The official code splits the tie bona fide first
-        # and reports 1/2.
-        assert compute_eer([1.0, 2.0], [1.0, 0.0]) == (0.25, 0.0)
+        # bona fide {1, 2}, spoof {1, 0}. Official, one point per trial, the tie at 1 bona fide first:
+        # (frr, far) = (0, 1) (0, 1/2) (1/2, 1/2) (1/2, 0) (1, 0) -> EER 1/2 at t = 1.
+        assert compute_eer([1.0, 2.0], [1.0, 0.0]) == (0.5, 1.0)
+        # merged, one point per distinct score: (0, 1) (0, 1/2) (1/2, 0) (1, 0), both middle points 1/2 from equal:
+        # the first is taken, EER = 1/4 at t = 0
+        assert compute_eer([1.0, 2.0], [1.0, 0.0], merge_ties=True) == (0.25, 0.0)
 
-    def test_constant_scores_are_chance(self):
-        assert compute_eer([1.0, 1.0, 1.0], [1.0, 1.0])[0] == 0.5
+    def test_constant_scores(self):
+        # official: all three bona fide are rejected before any spoof, so frr = far only at (1, 1): EER 100%
+        assert compute_eer([1.0, 1.0, 1.0], [1.0, 1.0])[0] == 1.0
+        assert compute_eer([1.0, 1.0, 1.0], [1.0, 1.0], merge_ties=True)[0] == 0.5  # chance
 
-    def test_matches_official_without_ties(self):
+    @pytest.mark.parametrize("kind", ["random", "tied", "quantised"])
+    def test_matches_official(self, kind):
         rng = np.random.default_rng(0)
         for _ in range(20):
-            bonafide, spoof = rng.normal(1.0, 1.0, rng.integers(1, 60)), rng.normal(0.0, 1.0, rng.integers(1, 60))
-            assert compute_eer(bonafide, spoof)[0] == pytest.approx(official_eer(bonafide, spoof))
+            bonafide, spoof = draw(rng, kind, 1.0, rng.integers(1, 60)), draw(rng, kind, 0.0, rng.integers(1, 60))
+            eer, threshold = compute_eer(bonafide, spoof)
+            official, official_threshold = official_eer(bonafide, spoof)
+            assert eer == pytest.approx(official, abs=1e-12) and threshold == official_threshold
+
+    def test_merged_ties_equal_official_without_ties(self):
+        rng = np.random.default_rng(5)
+        bonafide, spoof = rng.normal(1.0, 1.0, 40), rng.normal(0.0, 1.0, 70)
+        assert compute_eer(bonafide, spoof, merge_ties=True) == compute_eer(bonafide, spoof)
 
     def test_invariant_to_monotonic_transform(self):
         rng = np.random.default_rng(1)
         bonafide, spoof = rng.normal(1.0, 1.0, 50), rng.normal(0.0, 1.0, 80)
         assert compute_eer(np.exp(bonafide), np.exp(spoof))[0] == pytest.approx(compute_eer(bonafide, spoof)[0])
 
-    def test_det_curve_is_monotonic(self):
+    def test_det_curve_per_trial_and_merged(self):
         rng = np.random.default_rng(2)
         bonafide, spoof = rng.integers(0, 10, 40).astype(float), rng.integers(0, 10, 30).astype(float)
+        for merge_ties in (False, True):
+            frr, far, thresholds = compute_det_curve(bonafide, spoof, merge_ties=merge_ties)
+            assert frr[0] == 0 and frr[-1] == 1 and far[0] == 1 and far[-1] == 0
+            assert np.all(np.diff(frr) >= 0) and np.all(np.diff(far) <= 0) and np.all(np.diff(thresholds) >= 0)
         frr, far, thresholds = compute_det_curve(bonafide, spoof)
-        assert frr[0] == 0 and frr[-1] == 1 and far[0] == 1 and far[-1] == 0
-        assert np.all(np.diff(frr) >= 0) and np.all(np.diff(far) <= 0) and np.all(np.diff(thresholds) > 0)
+        assert len(thresholds) == 70 + 1  # one point per trial
+        frr, far, thresholds = compute_det_curve(bonafide, spoof, merge_ties=True)
         assert len(thresholds) == len(np.unique(np.concatenate([bonafide, spoof]))) + 1
-        for rate_frr, rate_far, threshold in zip(frr, far, thresholds):
+        assert np.all(np.diff(thresholds) > 0)
+        for rate_frr, rate_far, threshold in zip(frr, far, thresholds):  # every merged point is a reachable threshold
             assert rate_frr == np.mean(bonafide <= threshold) and rate_far == np.mean(spoof > threshold)
 
     @pytest.mark.parametrize(
@@ -118,6 +190,33 @@ class TestMinTdcf:
         min_tdcf, _ = compute_min_tdcf(*cm, *asv, variant=variant)
         assert 0 <= min_tdcf <= 1
         assert compute_min_tdcf(*(np.tanh(s) for s in cm), *asv, variant=variant)[0] == pytest.approx(min_tdcf)
+
+    @pytest.mark.parametrize("kind", ["random", "tied", "quantised"])
+    def test_both_formulas_match_official(self, kind):
+        rng = np.random.default_rng(6)
+        for _ in range(10):
+            cm = draw(rng, kind, 1.5, rng.integers(2, 50)), draw(rng, kind, 0.0, rng.integers(2, 80))
+            asv = draw(rng, kind, 3.0, 60), draw(rng, kind, 0.0, 40), draw(rng, kind, 1.5, 50)
+            assert compute_min_tdcf(*cm, *asv)[0] == pytest.approx(official_min_tdcf_2021(*cm, *asv), abs=1e-12)
+            assert compute_min_tdcf(*cm, *asv, variant="2019")[0] == pytest.approx(
+                official_min_tdcf_2019(*cm, *asv), abs=1e-12
+            )
+
+    def test_ties_matter_through_the_asv_threshold_only(self):
+        # ASV target {1, 2} vs nontarget {1, 0}, the tie of TestEer: official EER threshold 1, merged 0.
+        # At 1: Pfa_asv 1/2, Pmiss_asv 0, Pfa_spoof_asv 1/2 (of -0.5, 5) -> C0 0.0475, C1 0.893, C2 0.25.
+        # At 0: Pfa_asv 1 -> C0 0.095, C1 0.8455, C2 0.25. CM min at (frr, far) = (0, 1/2) either way.
+        cm, asv = ([1.0, 2.0], [0.0, 1.5]), ([1.0, 2.0], [1.0, 0.0], [-0.5, 5.0])
+        assert compute_min_tdcf(*cm, *asv)[0] == pytest.approx(0.1725 / 0.2975)
+        assert compute_min_tdcf(*cm, *asv)[0] == pytest.approx(official_min_tdcf_2021(*cm, *asv))
+        assert compute_min_tdcf(*cm, *asv, merge_ties=True)[0] == pytest.approx(0.22 / 0.345)
+        # tied CM scores add only dominated points (bona fide rejected before the tied spoof): same minimum
+        rng = np.random.default_rng(7)
+        asv = rng.normal(3.0, 1.0, 40), rng.normal(0.0, 1.0, 40), rng.normal(1.5, 1.0, 40)
+        for variant in ("2019", "2021"):
+            cm = np.round(rng.normal(1.0, 1.0, 50)), np.round(rng.normal(0.0, 1.0, 50))
+            official, _ = compute_min_tdcf(*cm, *asv, variant=variant)
+            assert compute_min_tdcf(*cm, *asv, variant=variant, merge_ties=True)[0] == pytest.approx(official)
 
     def test_cost_model_override(self):
         cost_model = {**ASVSPOOF2021_COST_MODEL, "Cfa_spoof": 20}
@@ -178,3 +277,5 @@ def test_evaluate_metric_loads_offline_and_agrees(relative, monkeypatch):
     assert metric.compute(predictions=scores, references=labels) == {"eer": eer, "threshold": threshold}
     eer_swapped, _ = compute_eer(scores[labels == 1], scores[labels == 0])
     assert metric.compute(predictions=scores, references=labels, pos_label=1)["eer"] == eer_swapped
+    constant = {"predictions": [1.0] * 5, "references": [0, 0, 0, 1, 1]}
+    assert metric.compute(**constant)["eer"] == 1.0 and metric.compute(**constant, merge_ties=True)["eer"] == 0.5

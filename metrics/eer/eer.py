@@ -14,8 +14,8 @@ from modeling_sonar.metrics import compute_eer
 _DESCRIPTION = """
 The equal error rate (EER) is the error rate at the operating point where the miss rate (bona fide rejected) equals
 the false-alarm rate (spoof accepted), the primary metric of the ASVspoof challenges. It is computed exactly from the
-sorted scores as the official ASVspoof `compute_eer` does, with tied scores forming one operating point. Lower is
-better: 0 separates the classes perfectly, 0.5 is chance, 1 is perfectly reversed.
+sorted scores as the official ASVspoof `compute_eer` does, tied scores included (one operating point per trial). Lower
+is better: 0 separates the classes perfectly, 0.5 is chance, 1 is perfectly reversed.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -23,6 +23,8 @@ Args:
     predictions (`list` of `float`): detection scores, higher = more bona fide (e.g. the bona fide log-odds).
     references (`list` of `int`): class ids, bona fide `pos_label`, anything else spoof.
     pos_label (`int`, *optional*, defaults to 0): the id of the bona fide class.
+    merge_ties (`bool`, *optional*, defaults to `False`): make each distinct score one operating point instead of each
+        trial, as the official code does; only tied scores give a different EER (all-equal scores: 0.5 instead of 1).
 
 Returns:
     eer (`float`): the EER as a fraction in [0, 1].
@@ -58,8 +60,10 @@ class Eer(evaluate.Metric):
             reference_urls=["https://github.com/asvspoof-challenge/2021/tree/main/eval-package"],
         )
 
-    def _compute(self, predictions: list[float], references: list[int], pos_label: int = 0) -> dict[str, float]:
+    def _compute(
+        self, predictions: list[float], references: list[int], pos_label: int = 0, merge_ties: bool = False
+    ) -> dict[str, float]:
         bonafide = [score for score, label in zip(predictions, references) if label == pos_label]
         spoof = [score for score, label in zip(predictions, references) if label != pos_label]
-        eer, threshold = compute_eer(bonafide, spoof)
+        eer, threshold = compute_eer(bonafide, spoof, merge_ties=merge_ties)
         return {"eer": eer, "threshold": threshold}
