@@ -44,6 +44,12 @@ RECIPE_KEYS = (
 )
 
 
+def public_name(path_or_id: str | os.PathLike) -> str:
+    """How a published file names a model, dataset or encoder: a local folder by its name, never by its path (which
+    would leak the user's directories), and a Hub id as it is."""
+    return Path(path_or_id).resolve().name if os.path.exists(path_or_id) else str(path_or_id)
+
+
 def _variant(config: SonarConfig) -> str:
     if not config.noise_branch:
         return "baseline (one encoder + AASIST, no filter bank, no JS loss)"
@@ -169,4 +175,4 @@ def write_model_card(model_dir: str | os.PathLike, summary: dict, model_name: st
     return model_dir / "README.md"
 
 
-__all__ = ["CARD_INPUTS_FILE", "CITATION", "render_model_card", "write_model_card"]
+__all__ = ["CARD_INPUTS_FILE", "CITATION", "public_name", "render_model_card", "write_model_card"]
