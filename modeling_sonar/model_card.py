@@ -46,8 +46,11 @@ RECIPE_KEYS = (
 
 def public_name(path_or_id: str | os.PathLike) -> str:
     """How a published file names a model, dataset or encoder: a local folder by its name, never by its path (which
-    would leak the user's directories), and a Hub id as it is."""
-    return Path(path_or_id).resolve().name if os.path.exists(path_or_id) else str(path_or_id)
+    would leak the user's directories), and a Hub id (`ORG/NAME`, or `NAME`) as it is."""
+    text = os.fspath(path_or_id)
+    if os.path.exists(text) or text.startswith((".", "/", "~")) or text.count("/") > 1:
+        return Path(text).expanduser().resolve().name
+    return text
 
 
 def _variant(config: SonarConfig) -> str:

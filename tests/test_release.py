@@ -1,6 +1,7 @@
 """release_sonar.py: the dry run holds exactly what the upload sends, the upload calls the Hub API as planned (HfApi
 patched: there is no Hub here), and the released folder loads with the three loaders without modeling_sonar."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from huggingface_hub.utils import filter_repo_objects
 import release_sonar
 from conftest import REPO_ROOT
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.model_card import write_model_card
+from modeling_sonar.model_card import CARD_INPUTS_FILE, write_model_card
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,75 @@ def test_released_folder_loads_without_the_package(model_dir, tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def checksums(folder) -> dict[str, str]:
+    """Every file under `folder` (checkpoints and caches too) by relative path, with the SHA-256 of its bytes."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def evaluation_summary(tmp_path):
+    path = tmp_path / "eval-21df" / "summary.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"eer": 7.5, "min_tdcf": 0.25, "dataset": "asvspoof2021_df", "split": "eval"}))
+    return path
+
+
+def test_results_go_into_the_upload_copy_not_the_model_folder(model_dir, tmp_path, evaluation_summary):
+    before = checksums(model_dir)
+    out = tmp_path / "dry"
+    args = ["--model_dir", str(model_dir), "--repo_id", "me/sonar", "--dry-run", str(out)]
+    assert release_sonar.main([*args, "--results", f"DF21={evaluation_summary}"]) == 0
+    assert checksums(model_dir) == before
+    card = (out / "model" / "README.md").read_text()
+    assert "value: 7.5" in card and "value: 20.0" in card and "| DF21 | eval | 7.50 | 0.2500 |" in card
+    assert 'model="me/sonar"' in card  # the card names the repository it is uploaded to
+    names = [r["name"] for r in json.loads((out / "model" / CARD_INPUTS_FILE).read_text())["results"]]
+    assert names == ["demo (eval)", "DF21"]
+    # files not replaced are exact copies; a second dry run into the same OUT replaces the first
+    assert (out / "model" / "model.safetensors").read_bytes() == (model_dir / "model.safetensors").read_bytes()
+    assert release_sonar.main(args) == 0
+    assert checksums(out / "model") == {name: before[name] for name in checksums(out / "model")}
+    assert checksums(model_dir) == before
+
+
+def test_upload_with_results_sends_the_new_card_and_keeps_the_folder(model_dir, monkeypatch, evaluation_summary):
+    before = checksums(model_dir)
+    sent = {}
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):  # what the Hub would receive, read while it exists
+        sent[repo_id] = {"files": sorted(checksums(folder_path)), "card": (folder_path / "README.md").read_text()}
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    plan = release_sonar.release(model_dir, "me/sonar", results=[f"DF21={evaluation_summary}"])
+    assert sent["me/sonar"]["files"] == plan["repos"][0]["files"]
+    assert "| DF21 | eval | 7.50 | 0.2500 |" in sent["me/sonar"]["card"]
+    assert checksums(model_dir) == before
+
+
+def test_dry_run_refuses_an_out_that_overlaps_a_released_folder(model_dir, tmp_path, capsys):
+    before = checksums(model_dir)
+    (tmp_path / "link").symlink_to(model_dir.parent)
+    for out in (model_dir, model_dir.parent, model_dir / "release", tmp_path / "link", tmp_path / "link" / "model"):
+        assert release_sonar.main(["--model_dir", str(model_dir), "--repo_id", "me/sonar", "--dry-run", str(out)]) == 1
+        assert "overlaps" in capsys.readouterr().err, out
+    space = ["--space_dir", str(REPO_ROOT / "space"), "--space_id", "me/sonar-demo"]
+    assert release_sonar.main(["--model_dir", str(model_dir), "--repo_id", "me/sonar", *space, "--dry-run",
+                               str(REPO_ROOT)]) == 1  # fmt: skip
+    assert "overlaps" in capsys.readouterr().err
+    assert checksums(model_dir) == before and not (model_dir / "release").exists()
+    # a folder holding anything but an earlier dry run is not replaced either (e.g. another run's outputs)
+    other_run = tmp_path / "other_run"
+    (other_run / "model").mkdir(parents=True)
+    (other_run / "model" / "model.safetensors").write_bytes(b"weights")
+    assert (
+        release_sonar.main(["--model_dir", str(model_dir), "--repo_id", "me/sonar", "--dry-run", str(other_run)]) == 1
+    )
+    assert "not an earlier dry run" in capsys.readouterr().err
+    assert (other_run / "model" / "model.safetensors").read_bytes() == b"weights"
