@@ -329,7 +329,9 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, train_labe
     config.class_weights = model_args.class_weights or class_weights_from_priors(train_labels, config.num_labels)
     if model_args.encoder_name_or_path:
         model = SonarForAudioClassification.from_encoder_pretrained(model_args.encoder_name_or_path, config)
-        model.config.encoder_name_or_path = public_name(model_args.encoder_name_or_path)  # no local path in config
+        # config.json names the encoder by its Hub id or folder name, never by a local path
+        model.config.encoder_name_or_path = public_name(model_args.encoder_name_or_path)
+        model.config.encoder_config.name_or_path = model.config.encoder_name_or_path
         return model
     return SonarForAudioClassification(config)
 

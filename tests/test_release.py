@@ -1,18 +1,22 @@
 """release_sonar.py: the dry run holds exactly what the upload sends, the upload calls the Hub API as planned (HfApi
 patched: there is no Hub here), and the released folder loads with the three loaders without modeling_sonar."""
 
+import getpass
 import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 
 import release_sonar
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_speechlike
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from modeling_sonar.model_card import CARD_INPUTS_FILE, write_model_card
 
@@ -116,7 +120,8 @@ def checksums(folder) -> dict[str, str]:
 def evaluation_summary(tmp_path):
     path = tmp_path / "eval-21df" / "summary.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({"eer": 7.5, "min_tdcf": 0.25, "dataset": "asvspoof2021_df", "split": "eval"}))
+    dataset = str(tmp_path / "data" / "asvspoof2021_df")  # older summaries held the local path
+    path.write_text(json.dumps({"eer": 7.5, "min_tdcf": 0.25, "dataset": dataset, "split": "eval"}))
     return path
 
 
@@ -129,6 +134,7 @@ def test_results_go_into_the_upload_copy_not_the_model_folder(model_dir, tmp_pat
     card = (out / "model" / "README.md").read_text()
     assert "value: 7.5" in card and "value: 20.0" in card and "| DF21 | eval | 7.50 | 0.2500 |" in card
     assert 'model="me/sonar"' in card  # the card names the repository it is uploaded to
+    assert "type: asvspoof2021_df" in card and str(tmp_path) not in card
     names = [r["name"] for r in json.loads((out / "model" / CARD_INPUTS_FILE).read_text())["results"]]
     assert names == ["demo (eval)", "DF21"]
     # files not replaced are exact copies; a second dry run into the same OUT replaces the first
@@ -173,3 +179,65 @@ def test_dry_run_refuses_an_out_that_overlaps_a_released_folder(model_dir, tmp_p
     )
     assert "not an earlier dry run" in capsys.readouterr().err
     assert (other_run / "model" / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_nothing_published_carries_a_local_path(tmp_path):
+    """Train, evaluate and dry-run a release from a temporary folder with local paths everywhere (dataset, encoder,
+    model, summary): no file that would be published names that folder, the home folder, the user or the repo."""
+    import soundfile as sf
+    from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+    from transformers import AutoModel
+
+    splits = {}
+    for split in ("train", "dev", "eval"):
+        (tmp_path / "clips" / split).mkdir(parents=True)
+        paths = []
+        for i in range(4):
+            paths.append(str(tmp_path / "clips" / split / f"{split}_{i}.wav"))
+            sf.write(paths[-1], make_speechlike(0.6, seed=i) * (1 + i % 2), 16000)
+        columns = {"audio": paths, "label": [0, 1, 0, 1], "utt_id": [Path(p).stem for p in paths]}
+        features = Features(
+            {"audio": Audio(), "label": ClassLabel(names=["bonafide", "spoof"]), "utt_id": Value("string")}
+        )
+        splits[split] = Dataset.from_dict(columns, features=features)
+    DatasetDict(splits).save_to_disk(tmp_path / "data" / "my_corpus")
+    AutoModel.from_config(SonarConfig.from_preset("tiny").encoder_config).save_pretrained(tmp_path / "my_encoder")
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("ACCELERATE_CONFIG_FILE", None)
+    train = [sys.executable, str(REPO_ROOT / "train_sonar.py"), "--preset", "tiny", "--report_to", "none",
+             "--dataset", str(tmp_path / "data" / "my_corpus"), "--encoder_name_or_path", str(tmp_path / "my_encoder"),
+             "--output_dir", "run", "--max_steps", "2", "--max_length", "8000", "--per_device_train_batch_size", "2",
+             "--checkpointing_steps", "1", "--resume_from_checkpoint", "latest"]  # fmt: skip
+    evaluate = [sys.executable, str(REPO_ROOT / "evaluate_sonar.py"), "--model", str(tmp_path / "run" / "model"),
+                "--dataset", str(tmp_path / "data" / "my_corpus"), "--output_dir", str(tmp_path / "eval")]  # fmt: skip
+    for command in (train, evaluate):
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    args = ["--model_dir", str(tmp_path / "run" / "model"), "--repo_id", "me/sonar", "--space_dir",
+            str(REPO_ROOT / "space"), "--space_id", "me/sonar-demo", "--dry-run", str(tmp_path / "release"),
+            "--results", "my corpus=" + str(tmp_path / "eval" / "summary.json")]  # fmt: skip
+    assert release_sonar.main(args) == 0
+
+    published = [  # the plan.json of the dry run is a local note of what would go where, never uploaded
+        *(p for p in (tmp_path / "release").rglob("*") if p.is_file() and p.name != "plan.json"),
+        *(p for p in (tmp_path / "run" / "model").rglob("*") if p.is_file()),
+        tmp_path / "eval" / "summary.json",
+        tmp_path / "run" / "eval_results" / "summary.json",
+    ]
+    local = [str(tmp_path), str(tmp_path.resolve()), str(Path.home()), str(REPO_ROOT)]
+    user = re.compile(rf"[/\\]{re.escape(getpass.getuser())}([/\\]|$)".encode())
+    for path in published:
+        content = path.read_bytes()
+        for text in local:
+            assert text.encode() not in content, f"{path.relative_to(tmp_path)} contains {text}"
+        assert not user.search(content), f"{path.relative_to(tmp_path)} contains the user name as a path"
+    card = (tmp_path / "release" / "model" / "README.md").read_text()
+    assert "type: my_corpus" in card and "cloned from `my_encoder`" in card  # named, by folder
+    recipe = json.loads((tmp_path / "release" / "model" / "training_summary.json").read_text())["recipe"]
+    assert (recipe["output_dir"], recipe["dataset"], recipe["encoder_name_or_path"]) == (
+        ".",
+        "my_corpus",
+        "my_encoder",
+    )
+    assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["encoder_name_or_path"] == "my_encoder"
