@@ -192,7 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = release(
-            args.model_dir, args.repo_id, args.space_dir, args.space_id, args.private, args.dry_run, None, args.results
+            args.model_dir,
+            args.repo_id,
+            args.space_dir,
+            args.space_id,
+            args.private,
+            dry_run=args.dry_run,
+            results=args.results,
         )
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -81,6 +81,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         for result in results
     ]
     datasets = sorted({recipe["dataset"]} | {result["dataset"] for result in results})
+    encoder_id = config.encoder_name_or_path
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="audio-classification",
@@ -88,7 +89,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         tags=["audio", "anti-spoofing", "deepfake-detection", "asvspoof", "sonar", "remote-code"],
         datasets=[name for name in datasets if name.count("/") == 1 and not os.path.exists(name)] or None,
         metrics=["eer"],
-        base_model=config.encoder_name_or_path,
+        base_model=encoder_id if encoder_id and encoder_id.count("/") == 1 else None,  # a Hub model, not a folder
         model_name=model_name,
         eval_results=eval_results or None,
     )

@@ -234,6 +234,7 @@ def test_nothing_published_carries_a_local_path(tmp_path):
         assert not user.search(content), f"{path.relative_to(tmp_path)} contains the user name as a path"
     card = (tmp_path / "release" / "model" / "README.md").read_text()
     assert "type: my_corpus" in card and "cloned from `my_encoder`" in card  # named, by folder
+    assert "base_model" not in card  # a local encoder is no Hub model to link to
     recipe = json.loads((tmp_path / "release" / "model" / "training_summary.json").read_text())["recipe"]
     assert (recipe["output_dir"], recipe["dataset"], recipe["encoder_name_or_path"]) == (
         ".",
