@@ -18,6 +18,7 @@ by batch, and a run restarted with the same `--output_dir` skips the utterances 
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from transformers import AutoModelForAudioClassification, HfArgumentParser, PreT
 import modeling_sonar  # noqa: F401  (registers the SONAR Auto classes)
 from modeling_sonar.data import SonarCollator, load_sonar_dataset
 from modeling_sonar.metrics import compute_det_curve, compute_eer, compute_min_tdcf, eer_by_condition
+from modeling_sonar.model_card import public_name
 
 
 logger = get_logger(__name__)
@@ -155,16 +157,30 @@ def score_lines(utt_ids: list[str], scores: list[float]) -> str:
 def read_score_file(path: str | os.PathLike) -> dict[str, str]:
     """Scores of a `UTT_ID SCORE` file by utterance, kept as written; the first score of a repeated utterance wins.
 
-    A last line without its newline is the trace of a killed run and is dropped: its score may be cut short.
+    Every line is checked as it is read (UTF-8, two fields, a finite number), so that a damaged file is reported as
+    `FILE:LINE: ...` before anything is scored, not when the summary is computed. A last line without its newline is
+    the trace of a killed run and is dropped: its score may be cut short.
     """
     scores = {}
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.endswith("\n"):
+    with open(path, "rb") as file:
+        for number, raw_line in enumerate(file, start=1):
+            if not raw_line.endswith(b"\n"):
                 break
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}:{number}: not UTF-8 text (byte {raw_line[error.start]:#04x})") from None
             fields = line.split()
             if len(fields) != 2:
                 raise ValueError(f"{path}:{number}: expected `UTT_ID SCORE`, got {line.strip()!r}")
+            try:
+                score = float(fields[1])
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{number}: the score {fields[1]!r} of {fields[0]!r} is not a number"
+                ) from None
+            if not math.isfinite(score):
+                raise ValueError(f"{path}:{number}: the score {fields[1]!r} of {fields[0]!r} is not finite")
             scores.setdefault(fields[0], fields[1])
     return scores
 
@@ -499,11 +515,14 @@ def main():
         summary = summarize(score_array, is_bonafide, conditions, asv_scores, tdcf_variant, args.merge_ties)
         if args.asv_keys is not None:
             summary["asv_phase"] = args.asv_phase
-        summary.update(model=args.model, dataset=args.dataset, split=split)
-        write_summary_and_plots(summary, score_array, is_bonafide, output_dir, title=f"{args.dataset} {split}")
+        summary.update(model=public_name(args.model), dataset=public_name(args.dataset), split=split)
+        write_summary_and_plots(summary, score_array, is_bonafide, output_dir, title=f"{summary['dataset']} {split}")
         logger.info(f"EER {summary['eer']:.3f}% on {len(utt_ids)} utterances; wrote {score_path} and summary.json")
     accelerator.end_training()
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as error:  # bad input: one line naming the problem, no traceback
+        raise SystemExit(f"evaluate_sonar.py: error: {error}") from None

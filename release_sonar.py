@@ -13,12 +13,17 @@ model-index, so the Hub shows the EER per test set. The model repository gets th
 variable `SONAR_MODEL=REPO_ID`. Checkpoints, caches and bytecode are never uploaded. `--dry-run OUT` uploads
 nothing: it copies exactly the files that would be uploaded into `OUT/model` and `OUT/space` and writes the plan to
 `OUT/plan.json`. The token comes from `hf auth login` or `HF_TOKEN`.
+
+The model folder is only read: `--results` renders the card into the upload copy (`OUT/model`, or a temporary copy
+that is uploaded), never into the folder's own README.md. OUT must lie outside the model and Space folders (not
+them, not a folder holding them, not inside them) and be new, empty or an earlier dry run, whose copies it replaces.
 """
 
 import argparse
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,10 +53,11 @@ def files_to_upload(folder: Path) -> list[str]:
     return list(filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS))
 
 
-def add_results_to_card(model_dir: Path, results: Sequence[str]) -> None:
-    """Re-render the model card with the test sets `NAME=SUMMARY_JSON` added (or replaced, by name)."""
+def render_results_card(model_dir: Path, results: Sequence[str], model_name: str) -> dict[str, str]:
+    """The card files (`README.md` and its inputs) with the test sets `NAME=SUMMARY_JSON` added (or replaced, by
+    name), as text for the upload copy: the model folder itself is left as it is."""
     from modeling_sonar import SonarConfig
-    from modeling_sonar.model_card import CARD_INPUTS_FILE, render_model_card
+    from modeling_sonar.model_card import CARD_INPUTS_FILE, public_name, render_model_card
 
     inputs_path = model_dir / CARD_INPUTS_FILE
     if not inputs_path.is_file():
@@ -62,11 +68,47 @@ def add_results_to_card(model_dir: Path, results: Sequence[str]) -> None:
         if not separator or not Path(path).is_file():
             raise ValueError(f"--results {item!r}: expected NAME=PATH to an evaluate_sonar.py summary.json")
         result = json.loads(Path(path).read_text(encoding="utf-8"))
-        entry = {"name": name, "dataset": result.get("dataset", name), "split": result.get("split") or "test"}
-        entry.update(eer=result["eer"], min_tdcf=result.get("min_tdcf"))
+        entry = {
+            "name": name,
+            "dataset": public_name(result.get("dataset", name)),  # summaries of older versions held local paths
+            "split": result.get("split") or "test",
+            "eer": result["eer"],
+            "min_tdcf": result.get("min_tdcf"),
+        }
         summary["results"] = [r for r in summary.get("results", []) if r["name"] != name] + [entry]
-    inputs_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    render_model_card(SonarConfig.from_pretrained(model_dir), summary, model_dir.name).save(model_dir / "README.md")
+    card = render_model_card(SonarConfig.from_pretrained(model_dir), summary, model_name)
+    return {CARD_INPUTS_FILE: json.dumps(summary, indent=2) + "\n", "README.md": str(card)}
+
+
+def check_dry_run_folder(out: Path, released: Sequence[Path]) -> None:
+    """Refuse an OUT that overlaps a released folder (is it, holds it or lies inside it: the dry run would replace
+    or change that folder), or that holds files other than an earlier dry run's (which it replaces)."""
+    resolved = out.resolve()
+    for folder in released:
+        folder = folder.resolve()
+        if resolved == folder or resolved in folder.parents or folder in resolved.parents:
+            raise ValueError(
+                f"--dry-run {out} overlaps {folder}, which is being released: the dry run never writes into, or "
+                "replaces, the folders it copies; choose a folder outside them"
+            )
+    if resolved.exists() and not (
+        resolved.is_dir() and (not any(resolved.iterdir()) or (resolved / "plan.json").is_file())
+    ):
+        raise ValueError(f"--dry-run {out} exists and is not an earlier dry run (no plan.json): choose a new folder")
+
+
+def copy_upload(folder: Path, files: Sequence[str], target: Path, replaced: dict[str, str]) -> Path:
+    """Copy `files` of `folder` into a fresh `target`, with the texts of `replaced` instead of those files."""
+    if target.exists():
+        shutil.rmtree(target)
+    for relative in files:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        if relative not in replaced:
+            shutil.copy2(folder / relative, target / relative)
+    for relative, text in replaced.items():
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).write_text(text, encoding="utf-8", newline="")
+    return target
 
 
 def release(
@@ -77,9 +119,14 @@ def release(
     private: bool = False,
     dry_run: str | Path | None = None,
     api: HfApi | None = None,
+    results: Sequence[str] = (),
 ) -> dict:
     """Upload the model folder (and the Space folder), or with `dry_run` copy what would be uploaded. Returns the
-    plan: per repository, its id, type and files."""
+    plan: per repository, its id, type and files.
+
+    `results` (`NAME=SUMMARY_JSON`) re-renders the card with those test sets, named `repo_id`, in a copy of the model
+    folder that is uploaded instead (or in the dry run's copy); the model folder itself is never written.
+    """
     model_dir = Path(model_dir)
     missing = [name for name in REQUIRED_MODEL_FILES if not (model_dir / name).is_file()]
     if missing:
@@ -92,6 +139,9 @@ def release(
         if not (space_dir / "app.py").is_file():
             raise ValueError(f"{space_dir} is not a Space folder: it has no app.py")
         uploads.append({"name": "space", "repo_id": space_id, "repo_type": "space", "folder": space_dir})
+    if dry_run is not None:
+        check_dry_run_folder(Path(dry_run), [upload["folder"] for upload in uploads])
+    replaced = {"model": render_results_card(model_dir, results, repo_id) if results else {}, "space": {}}
     plan = {
         "private": private,
         "repos": [
@@ -104,26 +154,25 @@ def release(
     if dry_run is not None:
         dry_run = Path(dry_run)
         for upload, repo in zip(uploads, plan["repos"]):
-            target = dry_run / upload["name"]
-            if target.exists():
-                shutil.rmtree(target)
-            for relative in repo["files"]:
-                (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(upload["folder"] / relative, target / relative)
+            copy_upload(upload["folder"], repo["files"], dry_run / upload["name"], replaced[upload["name"]])
         (dry_run / "plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
         return plan
 
     api = api or HfApi()
-    for upload in uploads:
-        extra = {"space_sdk": "gradio"} if upload["repo_type"] == "space" else {}
-        api.create_repo(upload["repo_id"], repo_type=upload["repo_type"], private=private, exist_ok=True, **extra)
-        api.upload_folder(
-            repo_id=upload["repo_id"],
-            repo_type=upload["repo_type"],
-            folder_path=upload["folder"],
-            ignore_patterns=IGNORE_PATTERNS,
-            commit_message=f"Release SONAR {upload['name']} folder",
-        )
+    with tempfile.TemporaryDirectory(prefix="sonar-release-") as staging:
+        for upload, repo in zip(uploads, plan["repos"]):
+            folder = upload["folder"]
+            if replaced[upload["name"]]:  # the upload copy with the new card
+                folder = copy_upload(folder, repo["files"], Path(staging) / upload["name"], replaced[upload["name"]])
+            extra = {"space_sdk": "gradio"} if upload["repo_type"] == "space" else {}
+            api.create_repo(upload["repo_id"], repo_type=upload["repo_type"], private=private, exist_ok=True, **extra)
+            api.upload_folder(
+                repo_id=upload["repo_id"],
+                repo_type=upload["repo_type"],
+                folder_path=folder,
+                ignore_patterns=IGNORE_PATTERNS,
+                commit_message=f"Release SONAR {upload['name']} folder",
+            )
     if space_id:
         api.add_space_variable(space_id, "SONAR_MODEL", repo_id)
     return plan
@@ -142,9 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", type=Path, metavar="OUT", help="copy, don't upload")
     args = parser.parse_args(argv)
     try:
-        if args.results:
-            add_results_to_card(args.model_dir, args.results)
-        plan = release(args.model_dir, args.repo_id, args.space_dir, args.space_id, args.private, args.dry_run)
+        plan = release(
+            args.model_dir,
+            args.repo_id,
+            args.space_dir,
+            args.space_id,
+            args.private,
+            dry_run=args.dry_run,
+            results=args.results,
+        )
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1

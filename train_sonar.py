@@ -52,7 +52,7 @@ from evaluate_sonar import (
 )
 from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from modeling_sonar.data import SonarCollator, load_sonar_dataset
-from modeling_sonar.model_card import write_model_card
+from modeling_sonar.model_card import public_name, write_model_card
 from modeling_sonar.training_utils import (
     TRAINING_STATE_FILE,
     SonarEpochSampler,
@@ -191,8 +191,40 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     if config_args.config:
         parser.set_defaults(**load_config_file(config_args.config, ARGUMENT_CLASSES))
     model_args, data_args, args, _ = parser.parse_args_into_dataclasses(argv)
+    validate_args(model_args, data_args, args)
+    return model_args, data_args, args
 
-    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a Hub id (`ORG/NAME` or `NAME`): what `load_sonar_dataset` refuses to look up."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
+
+
+def validate_args(model_args: ModelArguments, data_args: DataArguments, args: SonarTrainingArguments) -> None:
+    """Every check that needs no data, run before anything is created: a `ValueError` naming the argument.
+
+    Whether the dataset has the train and dev splits is checked when it is loaded (`load_splits`), which `main` does
+    before it creates the output folder.
+    """
+    if model_args.preset not in SONAR_PRESETS:  # a --config file bypasses argparse's choices
+        raise ValueError(f"--preset {model_args.preset!r} is unknown; choose one of {sorted(SONAR_PRESETS)}")
+    if not args.learning_rate > 0:
+        raise ValueError(f"--learning_rate must be > 0, got {args.learning_rate}")
+    if not 0 <= args.min_learning_rate <= args.learning_rate:
+        raise ValueError(
+            f"--min_learning_rate must be in [0, learning_rate={args.learning_rate}], got {args.min_learning_rate}"
+        )
+    if args.weight_decay < 0:
+        raise ValueError(f"--weight_decay must be >= 0, got {args.weight_decay}")
+    if args.max_grad_norm is not None and not args.max_grad_norm > 0:
+        raise ValueError(f"--max_grad_norm must be > 0 (or None), got {args.max_grad_norm}")
+    for name in (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "num_train_epochs",
+        "logging_steps",
+    ):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     for name in (
@@ -204,6 +236,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1 (or None), got {getattr(args, name)!r}")
+    if data_args.max_length is not None and data_args.max_length < 1:
+        raise ValueError(f"--max_length must be at least 1, got {data_args.max_length}")
+    if data_args.num_workers < 0:
+        raise ValueError(f"--num_workers must be >= 0, got {data_args.num_workers}")
     if data_args.rawboost_algo not in range(9):
         raise ValueError(f"--rawboost_algo must be in 0..8, got {data_args.rawboost_algo}")
     if args.push_to_hub and not args.hub_model_id:
@@ -215,7 +251,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
             raise ValueError(f"--config_overrides {model_args.config_overrides!r} is not JSON: {error}") from None
         if not isinstance(overrides, dict):
             raise ValueError(f"--config_overrides must be a JSON object, got {model_args.config_overrides!r}")
-    return model_args, data_args, args
+    try:
+        config_from_args(model_args, data_args)
+    except ValueError as error:
+        given = {"preset": model_args.preset, "config_overrides": model_args.config_overrides}
+        given["max_length"] = data_args.max_length
+        named = ", ".join(f"--{name} {value}" for name, value in given.items() if value is not None)
+        raise ValueError(f"{named}: {error}") from None
+    for name, value in (
+        ("encoder_name_or_path", model_args.encoder_name_or_path),
+        ("resume_from_checkpoint", None if args.resume_from_checkpoint == "latest" else args.resume_from_checkpoint),
+    ):
+        if value is not None and _looks_local(value) and not Path(value).expanduser().is_dir():
+            raise ValueError(f"--{name} {value!r} is not a folder")
+    if data_args.dataset != "demo" and _looks_local(data_args.dataset) and not Path(data_args.dataset).is_dir():
+        raise ValueError(f"--dataset {data_args.dataset!r} is not a folder (convert one with dataset_scripts/)")
 
 
 def prepare_demo_dataset() -> Path:
@@ -230,12 +280,10 @@ def prepare_demo_dataset() -> Path:
     return DEMO_DATASET_DIR
 
 
-def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
-    """The dataset's name (folder name or Hub id) and its train, dev and (optional) eval splits."""
-    source = str(prepare_demo_dataset()) if data_args.dataset == "demo" else data_args.dataset
-    dataset = load_sonar_dataset(source)
+def pick_splits(dataset, data_args: DataArguments, source: str) -> dict[str, str]:
+    """The split names for the train, dev and (optional) eval roles; a missing one is a `ValueError` naming it."""
     if not isinstance(dataset, DatasetDict):
-        raise ValueError(f"{source!r} has no named splits; training needs train and dev splits")
+        raise ValueError(f"--dataset {source!r} has no named splits; training needs train and dev splits")
 
     def pick(name: str | None, defaults: tuple[str, ...], role: str, required: bool) -> str | None:
         if name is None:
@@ -243,7 +291,9 @@ def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
         if name is None and not required:
             return None
         if name not in dataset:
-            raise ValueError(f"No {role} split {name or defaults} in {source!r}, which has {sorted(dataset)}")
+            raise ValueError(
+                f"--{role}_split: no {role} split {name or defaults} in {source!r}, which has {sorted(dataset)}"
+            )
         return name
 
     names = {
@@ -251,19 +301,38 @@ def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
         "dev": pick(data_args.dev_split, DEV_SPLITS, "dev", True),
         "eval": pick(data_args.eval_split, EVAL_SPLITS, "eval", False),
     }
-    dataset_name = Path(source).name if Path(source).exists() else source  # a local folder by its name
-    return dataset_name, {role: dataset[name] for role, name in names.items() if name is not None}
+    return {role: name for role, name in names.items() if name is not None}
+
+
+def load_splits(data_args: DataArguments) -> tuple[str, dict[str, Dataset]]:
+    """The dataset's name (folder name or Hub id) and its train, dev and (optional) eval splits."""
+    source = str(prepare_demo_dataset()) if data_args.dataset == "demo" else data_args.dataset
+    try:
+        dataset = load_sonar_dataset(source)
+    except (ValueError, OSError) as error:  # not a dataset folder, or a Hub id that cannot be found or reached
+        raise ValueError(f"--dataset {data_args.dataset!r}: {error}") from None
+    names = pick_splits(dataset, data_args, source)
+    return public_name(source), {role: dataset[name] for role, name in names.items()}
+
+
+def config_from_args(model_args: ModelArguments, data_args: DataArguments) -> SonarConfig:
+    """The preset with the overrides and the window length (`ValueError` for a combination the config refuses)."""
+    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+    if data_args.max_length is not None:
+        overrides.update(max_length=data_args.max_length, window_hop_length=data_args.max_length // 2)
+    return SonarConfig.from_preset(model_args.preset, **overrides)
 
 
 def build_model(model_args: ModelArguments, data_args: DataArguments, train_labels: list[int]):
     """The model from the preset, the overrides, the window length and the class weights."""
-    overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-    if data_args.max_length is not None:
-        overrides.update(max_length=data_args.max_length, window_hop_length=data_args.max_length // 2)
-    config = SonarConfig.from_preset(model_args.preset, **overrides)
+    config = config_from_args(model_args, data_args)
     config.class_weights = model_args.class_weights or class_weights_from_priors(train_labels, config.num_labels)
     if model_args.encoder_name_or_path:
-        return SonarForAudioClassification.from_encoder_pretrained(model_args.encoder_name_or_path, config)
+        model = SonarForAudioClassification.from_encoder_pretrained(model_args.encoder_name_or_path, config)
+        # config.json names the encoder by its Hub id or folder name, never by a local path
+        model.config.encoder_name_or_path = public_name(model_args.encoder_name_or_path)
+        model.config.encoder_config.name_or_path = model.config.encoder_name_or_path
+        return model
     return SonarForAudioClassification(config)
 
 
@@ -347,9 +416,21 @@ def score_eval_split(accelerator: Accelerator, model_dir: Path, dataset: Dataset
     return summary
 
 
+def published_path(value: str, output_dir: Path) -> str:
+    """A path argument as training_summary.json stores it: relative to the output folder when inside it, else by
+    `public_name` (its folder name; a Hub id or `latest` unchanged), so that no local absolute path is published."""
+    path, base = Path(value).resolve(), output_dir.resolve()
+    if Path(value).exists() and path.is_relative_to(base):
+        return path.relative_to(base).as_posix()
+    return public_name(value)
+
+
 def save_model_card(model_dir: Path, args, model_args, data_args, dataset: str, state: dict, results: list, n: int):
     """README.md from the recipe, the dev EER and the test results (model-index), next to training_curves.png."""
     recipe = {**asdict(model_args), **asdict(data_args), **asdict(args), "dataset": dataset, "num_processes": n}
+    for key in ("output_dir", "resume_from_checkpoint", "encoder_name_or_path"):
+        if recipe[key] is not None:
+            recipe[key] = published_path(recipe[key], Path(args.output_dir))
     summary = {
         "recipe": {key: value for key, value in recipe.items() if not key.startswith("hub_")},
         "dev": {"eer": state["best_eer"], "threshold": state["best_threshold"], "step": state["best_step"]},
@@ -359,7 +440,10 @@ def save_model_card(model_dir: Path, args, model_args, data_args, dataset: str, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, args = parse_args(argv)
+    try:
+        model_args, data_args, args = parse_args(argv)
+    except ValueError as error:  # bad arguments: one line naming the argument, and nothing created
+        raise SystemExit(f"train_sonar.py: error: {error}") from None
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
@@ -370,11 +454,14 @@ def main(argv: list[str] | None = None) -> dict:
     logger.info(accelerator.state, main_process_only=False)
     set_seed(args.seed)
     output_dir, model_dir = Path(args.output_dir), Path(args.output_dir) / MODEL_DIR
-    output_dir.mkdir(parents=True, exist_ok=True)
 
     with accelerator.main_process_first():
-        dataset_name, splits = load_splits(data_args)
+        try:
+            dataset_name, splits = load_splits(data_args)
+        except ValueError as error:  # no such dataset, or not the splits asked for
+            raise SystemExit(f"train_sonar.py: error: {error}") from None
         metric = evaluate.load(str(EER_METRIC), keep_in_memory=True)
+    output_dir.mkdir(parents=True, exist_ok=True)  # only now: bad arguments or data leave no empty folder behind
     logger.info("Splits: " + ", ".join(f"{role} {len(split)}" for role, split in splits.items()))
     model = build_model(model_args, data_args, splits["train"]["label"][:])
     config = model.config

@@ -8,10 +8,14 @@ here), `label` (`ClassLabel(names=["bonafide", "spoof"])`, the model's `id2label
 import argparse
 import logging
 import os
+import re
 import shutil
+import signal
 import sys
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
@@ -118,6 +122,97 @@ def _embed_audio(dataset: Dataset) -> Dataset:
     return dataset.with_format("arrow").map(embed_table_storage, batched=True, desc="Embedding audio").with_format()
 
 
+def check_output_clear_of_inputs(output: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an output that is, or contains, one of `inputs`: replacing it would delete them. Both sides are
+    resolved first (symlinks, `..`, relative paths), so no spelling slips through; an output inside an input is fine.
+    """
+    output = Path(output).resolve()
+    for item in inputs:
+        item = Path(item).resolve()
+        if item == output or output in item.parents:
+            raise ConversionError(
+                f"Output {output} is or contains the input {item}: writing it would replace the input; choose "
+                "another output folder (one inside the input is fine)"
+            )
+
+
+def _audio_folders(dataset: DatasetDict) -> set[str]:
+    """The folders of the audio files the dataset points at (its inputs), read from Arrow without decoding."""
+    folders = set()
+    for split_dataset in dataset.values():
+        if "audio" not in split_dataset.column_names:
+            continue
+        paths = split_dataset.data.column("audio").combine_chunks().field("path").to_pylist()
+        folders.update(os.path.dirname(path) for path in paths if path)
+    return folders
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(incomplete|old)-(?P<pid>\d+)-[0-9a-f]+")
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(output: Path) -> list[Path]:
+    """Delete the temporary siblings of `output` (`.NAME.incomplete-PID-*`, `.NAME.old-PID-*`) left by runs that
+    were killed (SIGKILL, power loss): those whose process is gone. A live writer's folder is left alone."""
+    removed = []
+    for path in output.parent.glob(f".{output.name}.*-*-*"):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and match["name"] == output.name and not _process_is_alive(int(match["pid"])):
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
+def _raise_system_exit(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def atomic_output(output: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path of `output` to write (not yet created); on success, move it into place.
+
+    The temporary name carries the process id, so that a later run can tell the leftovers of a killed run from a
+    live one's (`remove_stale_temporaries`, called here). SIGTERM is turned into `SystemExit` while writing, so that
+    a terminated run removes its temporary folder; `output` is untouched unless everything was written, and an
+    existing `output` is replaced only then.
+    """
+    output = Path(output).resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for path in remove_stale_temporaries(output):
+        logger.info("Removed %s, left by an interrupted run", path)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = output.parent / f".{output.name}.incomplete-{tag}"
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_system_exit) if on_main_thread else None
+    try:
+        yield tmp
+        if output.exists():
+            old = output.parent / f".{output.name}.old-{tag}"
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # a SIGTERM waits for both renames
+            try:
+                output.rename(old)
+                tmp.rename(output)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(output)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
 def write_dataset(
     dataset: DatasetDict,
     output: str | Path,
@@ -131,37 +226,27 @@ def write_dataset(
 
     `disk` uses `save_to_disk` (datasets 5 embeds the audio bytes, so the folder is self-contained); `parquet` writes
     `{split}.parquet` with audio paths, or the bytes with `embed_audio`. `extra_files` maps relative names to text
-    written alongside (e.g. the ASV scores). An interrupted run leaves `output` untouched.
+    written alongside (e.g. the ASV scores). An interrupted run leaves `output` untouched (see `atomic_output`). An
+    `output` that is or contains a folder of the dataset's audio is refused, even with `overwrite`.
     """
     output = Path(output).resolve()
     if output.exists() and not overwrite:
         raise ConversionError(f"Output {output} already exists; pass --overwrite to replace it")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".{output.name}.incomplete-{uuid.uuid4().hex[:8]}"
-    try:
+    if output_format not in ("disk", "parquet"):
+        raise ValueError(f"output_format must be 'disk' or 'parquet', got {output_format!r}")
+    check_output_clear_of_inputs(output, _audio_folders(dataset))
+    with atomic_output(output) as tmp:
         if output_format == "disk":
             dataset.save_to_disk(str(tmp), num_proc=num_proc)
-        elif output_format == "parquet":
+        else:
             tmp.mkdir()
             for split, split_dataset in dataset.items():
                 (_embed_audio(split_dataset) if embed_audio else split_dataset).to_parquet(
                     str(tmp / f"{split}.parquet")
                 )
-        else:
-            raise ValueError(f"output_format must be 'disk' or 'parquet', got {output_format!r}")
         for name, text in (extra_files or {}).items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text, encoding="utf-8")
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
-            output.rename(old)
-            tmp.rename(output)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return output
 
 
@@ -185,7 +270,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public", action="store_true", help="with --push-to-hub: make the repo public")
     parser.add_argument("--num-proc", type=int, default=None, help="processes for writing")
     parser.add_argument("--skip-missing", action="store_true", help="drop protocol rows whose audio file is missing")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --output (never one that is or holds --root)"
+    )
 
 
 def run_cli(
@@ -200,8 +287,12 @@ def run_cli(
         parser.error("give --output DIR and/or --push-to-hub REPO_ID")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.output is not None and args.output.exists() and not args.overwrite:
-            raise ConversionError(f"Output {args.output} already exists; pass --overwrite to replace it")
+        if args.output is not None:
+            # every other path argument (--root, --csv, --keys) is an input
+            inputs = [value for name, value in vars(args).items() if isinstance(value, Path) and name != "output"]
+            check_output_clear_of_inputs(args.output, inputs)
+            if args.output.exists() and not args.overwrite:
+                raise ConversionError(f"Output {args.output} already exists; pass --overwrite to replace it")
         dataset = build(args)
         files = extra_files(args) if extra_files else None
         for split, split_dataset in dataset.items():

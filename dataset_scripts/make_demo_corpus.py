@@ -32,9 +32,7 @@ import csv
 import importlib.util
 import json
 import math
-import shutil
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +46,7 @@ import torch  # noqa: E402
 import torchaudio.functional as AF  # noqa: E402
 import torchaudio.transforms as T  # noqa: E402
 
+from dataset_scripts.common import atomic_output  # noqa: E402
 from modeling_sonar.data import SAMPLING_RATE, decode_audio  # noqa: E402
 
 
@@ -228,17 +227,9 @@ def make_demo_corpus(output: str | Path, seed: int = 0) -> Path:
         return output
     if output.exists() and any(output.iterdir()):
         raise RuntimeError(f"{output} exists but is not a complete demo corpus for seed {seed}; remove it first")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".{output.name}.incomplete-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_output(output) as tmp:
         counts = _write_corpus(tmp, seed)
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"seed": seed, "clips": counts}))
-        if output.exists():
-            output.rmdir()
-        tmp.rename(output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return output
 
 

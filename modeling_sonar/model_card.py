@@ -44,6 +44,15 @@ RECIPE_KEYS = (
 )
 
 
+def public_name(path_or_id: str | os.PathLike) -> str:
+    """How a published file names a model, dataset or encoder: a local folder by its name, never by its path (which
+    would leak the user's directories), and a Hub id (`ORG/NAME`, or `NAME`) as it is."""
+    text = os.fspath(path_or_id)
+    if os.path.exists(text) or text.startswith((".", "/", "~")) or text.count("/") > 1:
+        return Path(text).expanduser().resolve().name
+    return text
+
+
 def _variant(config: SonarConfig) -> str:
     if not config.noise_branch:
         return "baseline (one encoder + AASIST, no filter bank, no JS loss)"
@@ -72,6 +81,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         for result in results
     ]
     datasets = sorted({recipe["dataset"]} | {result["dataset"] for result in results})
+    encoder_id = config.encoder_name_or_path
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="audio-classification",
@@ -79,7 +89,7 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         tags=["audio", "anti-spoofing", "deepfake-detection", "asvspoof", "sonar", "remote-code"],
         datasets=[name for name in datasets if name.count("/") == 1 and not os.path.exists(name)] or None,
         metrics=["eer"],
-        base_model=config.encoder_name_or_path,
+        base_model=encoder_id if encoder_id and encoder_id.count("/") == 1 else None,  # a Hub model, not a folder
         model_name=model_name,
         eval_results=eval_results or None,
     )
@@ -169,4 +179,4 @@ def write_model_card(model_dir: str | os.PathLike, summary: dict, model_name: st
     return model_dir / "README.md"
 
 
-__all__ = ["CARD_INPUTS_FILE", "CITATION", "render_model_card", "write_model_card"]
+__all__ = ["CARD_INPUTS_FILE", "CITATION", "public_name", "render_model_card", "write_model_card"]

@@ -40,13 +40,24 @@ HOW_TO_GET_A_MODEL = (
 )
 
 
+def shown_name(model_id: str) -> str:
+    """The model as the page names it: a Hub id as it is, a local folder relative to the project (else by its
+    name), never by its path on the server."""
+    if not os.path.exists(model_id) and not model_id.startswith((".", "/", "~")):
+        return model_id
+    path = Path(model_id).expanduser().resolve()
+    return path.relative_to(SPACE_DIR.parent).as_posix() if path.is_relative_to(SPACE_DIR.parent) else path.name
+
+
 def load_model(model_id: str) -> tuple:
-    """The model and feature extractor, or `None`s and the reason, so that the page can still say what to do."""
+    """The model and feature extractor, or `None`s and the reason, so that the page can still say what to do. The
+    loader's own message, which names server paths, goes to the server's log only."""
     try:
         model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
         feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
     except (OSError, ValueError) as error:
-        return None, None, f"No SONAR model could be loaded from `{model_id}` ({error}). {HOW_TO_GET_A_MODEL}"
+        print(f"Could not load a SONAR model from {model_id}: {error}", file=sys.stderr)
+        return None, None, f"No SONAR model could be loaded from `{shown_name(model_id)}`. {HOW_TO_GET_A_MODEL}"
     return model, feature_extractor, None
 
 
@@ -89,8 +100,11 @@ def load_audio(path: str) -> np.ndarray:
             decoder = AudioDecoder(path)
             duration_s, rate = decoder.metadata.duration_seconds, decoder.metadata.sample_rate
             data = decoder.get_all_samples().data.numpy() if duration_s <= MAX_DURATION_S else None
-        except (RuntimeError, ValueError) as error:
-            raise ValueError(f"{name} could not be decoded as audio ({error}).") from error
+        except (RuntimeError, ValueError):  # the decoder's message names server paths and its own source files
+            raise ValueError(
+                f"{name} could not be decoded as audio: it is not a sound file that soundfile or FFmpeg reads "
+                "(wav, flac, ogg, mp3, m4a, webm...)."
+            ) from None
     if data is None:
         raise ValueError(
             f"{name} lasts {duration_s / 60:.1f} minutes; this Space scores at most {MAX_DURATION_S / 60:g} minutes. "
@@ -235,7 +249,7 @@ with gr.Blocks(title="SONAR deepfake speech detector") as demo:
         "Drop in a clip, record one, or pick an example. [SONAR](https://arxiv.org/abs/2511.21325) reads the raw "
         "waveform (content view) and the residual left by learned high-pass filters (noise view), and checks how "
         "well the two agree: generated speech tends to get the high band wrong.\n\n"
-        f"Model: `{MODEL_ID}`. Clips up to {MAX_DURATION_S / 60:g} minutes and {MAX_FILE_MB:g} MB."
+        f"Model: `{shown_name(MODEL_ID)}`. Clips up to {MAX_DURATION_S / 60:g} minutes and {MAX_FILE_MB:g} MB."
     )
     if MODEL_ERROR:
         gr.Markdown(f"**No model loaded.** {MODEL_ERROR}")

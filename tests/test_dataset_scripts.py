@@ -2,6 +2,7 @@
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -399,6 +400,122 @@ def test_folder_bad_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConversionError, match="No label CSV"):
         folder.build_dataset(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ the output never replaces an input
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    """A folder of two recordings and their metadata.csv, as `folder.py` reads it."""
+    root = tmp_path / "rec"
+    for name in ("a.wav", "b.wav"):
+        _write_clip(root / name)
+    (root / "metadata.csv").write_text("file,label\na.wav,bonafide\nb.wav,spoof\n")
+    return root
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_output_that_is_or_holds_the_root_is_refused(recordings, tmp_path, capsys, overwrite):
+    before = _files(recordings)
+    (tmp_path / "link").symlink_to(recordings)
+    relative = Path(os.path.relpath(recordings))
+    spellings = [  # (--root, --output): the same folder, or one holding it, however spelled
+        (recordings, recordings),
+        (recordings, tmp_path),
+        (recordings, tmp_path / "link"),
+        (tmp_path / "link", recordings),
+        (tmp_path / "link", tmp_path),
+        (recordings, recordings / ".." / "rec"),
+        (relative, recordings),
+        (recordings, relative),
+    ]
+    for root, output in spellings:
+        args = ["--root", str(root), "--output", str(output)] + (["--overwrite"] if overwrite else [])
+        assert folder.main(args) == 1, (root, output)
+        assert "is or contains the input" in capsys.readouterr().err
+        assert _files(recordings) == before
+    # the label CSV is an input too, wherever it lies
+    (tmp_path / "labels").mkdir()
+    (recordings / "metadata.csv").rename(tmp_path / "labels" / "metadata.csv")
+    csv_args = ["--root", str(recordings), "--csv", str(tmp_path / "labels" / "metadata.csv")]
+    assert folder.main([*csv_args, "--output", str(tmp_path / "labels"), "--overwrite"]) == 1
+    assert (tmp_path / "labels" / "metadata.csv").is_file()
+    # an output inside the root, or beside it, is fine
+    assert folder.main([*csv_args, "--output", str(recordings / "converted")]) == 0
+    assert folder.main([*csv_args, "--output", str(tmp_path / "converted")]) == 0
+    assert load_sonar_dataset(str(recordings / "converted"), split="test").num_rows == 2
+
+
+def test_write_dataset_refuses_to_replace_the_audio_folder(recordings):
+    dataset = folder.build_dataset(recordings)
+    with pytest.raises(ConversionError, match="is or contains the input"):
+        write_dataset(dataset, recordings.parent, overwrite=True)
+    with pytest.raises(ConversionError, match="is or contains the input"):
+        write_dataset(dataset, recordings, output_format="parquet", overwrite=True)
+    assert _files(recordings) == ["a.wav", "b.wav", "metadata.csv"]
+
+
+# The converter as a user runs it, except that writing stalls once the temporary folder is complete.
+STALLED_CONVERTER = """
+import sys, time
+from datasets import DatasetDict
+from dataset_scripts import folder
+
+save_to_disk = DatasetDict.save_to_disk
+
+def stalled(self, path, **kwargs):
+    save_to_disk(self, path, **kwargs)
+    print("written", flush=True)
+    time.sleep(120)
+
+DatasetDict.save_to_disk = stalled
+sys.exit(folder.main(sys.argv[1:]))
+"""
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".incomplete-" in p.name or ".old-" in p.name)
+
+
+@pytest.mark.parametrize("kill_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_conversion_leaves_nothing_a_rerun_does_not_clean(recordings, tmp_path, kill_signal):
+    output = tmp_path / "out"
+    args = ["--root", str(recordings), "--output", str(output)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", STALLED_CONVERTER, *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        while not lines or lines[-1] not in ("written\n", ""):  # "" at the end of the output: it did not stall
+            lines.append(process.stdout.readline())
+        assert lines[-1] == "written\n", "".join(lines)
+        assert _leftovers(tmp_path) and not output.exists()  # killed mid-write
+        process.send_signal(kill_signal)
+        assert process.wait(timeout=60) == (128 + signal.SIGTERM if kill_signal == signal.SIGTERM else -kill_signal)
+    finally:
+        process.kill()
+        process.wait()
+    assert not output.exists()
+    if kill_signal == signal.SIGTERM:
+        assert _leftovers(tmp_path) == []  # cleaned on the way out
+    else:
+        assert len(_leftovers(tmp_path)) == 1  # SIGKILL cannot be caught: the next run cleans it
+    # a live run's temporary folder is not touched (this test process is alive)
+    live = tmp_path / f".out.incomplete-{os.getpid()}-0123abcd"
+    live.mkdir()
+    assert folder.main(args) == 0
+    assert _leftovers(tmp_path) == [live.name]
+    assert load_sonar_dataset(str(output), split="test")["utt_id"] == ["a", "b"]
 
 
 # ------------------------------------------------------------------ scripts run directly

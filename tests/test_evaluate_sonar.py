@@ -69,6 +69,21 @@ def test_score_files_survive_a_killed_run(tmp_path):
         evaluate_sonar.read_score_file(tmp_path / "scores.txt")
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (b"b nan\n", r"scores\.txt:2: the score 'nan' of 'b' is not finite"),
+        (b"b -inf\n", r"scores\.txt:2: the score '-inf' of 'b' is not finite"),
+        (b"b 0,5\n", r"scores\.txt:2: the score '0,5' of 'b' is not a number"),
+        (b"b\xff 0.5\n", r"scores\.txt:2: not UTF-8 text \(byte 0xff\)"),
+    ],
+)
+def test_damaged_score_file_names_file_and_line(tmp_path, damage, message):
+    (tmp_path / "scores.txt").write_bytes(b"a 0.5\n" + damage + b"c 1\n")
+    with pytest.raises(ValueError, match=message):
+        evaluate_sonar.read_score_file(tmp_path / "scores.txt")
+
+
 def test_read_asv_scores(tmp_path):
     # ASVspoof 2019 `CM_KEY ASV_KEY SCORE` lines, then a six-column line of tDCF_python_v2
     path = tmp_path / "asv.txt"
@@ -247,7 +262,7 @@ def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     assert (summary["num_bonafide"], summary["num_spoof"]) == (3, 3)
     assert sorted(summary["eer_by_system"]) == ["A01", "A02"]
     assert summary["tdcf_variant"] == "2019" and 0 <= summary["min_tdcf"] <= 1  # auto: ASVspoof 2019 LA ids
-    assert (summary["model"], summary["dataset"], summary["split"]) == (str(model_dir), str(dataset_dir), "eval")
+    assert (summary["model"], summary["dataset"], summary["split"]) == ("model", "dataset", "eval")  # no local path
     assert (output_dir / "roc.png").stat().st_size > 0 and (output_dir / "det.png").stat().st_size > 0
     assert not list(output_dir.glob("scores.part*"))
 
@@ -269,3 +284,23 @@ def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     resumed_summary = json.loads((output_dir / "summary.json").read_text())
     assert resumed_summary["eer"] == pytest.approx(summary["eer"])
     assert resumed_summary["tdcf_variant"] == "2021" and resumed_summary["asv_phase"] == "eval"  # the 2021 join
+
+
+def test_damaged_score_file_stops_the_run_before_scoring(tiny_model_and_dataset, tmp_path):
+    model_dir, dataset_dir = tiny_model_and_dataset
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    (output_dir / "scores.txt").write_text("utt_0 0.5\nutt_1 NaN\n")
+    command = [sys.executable, "evaluate_sonar.py", "--model", str(model_dir), "--dataset", str(dataset_dir)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(
+        [*command, "--output_dir", str(output_dir)], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert (
+        last_line
+        == f"evaluate_sonar.py: error: {output_dir / 'scores.txt'}:2: the score 'NaN' of 'utt_1' is not finite"
+    )
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in output_dir.iterdir()) == ["scores.txt"]  # nothing was scored

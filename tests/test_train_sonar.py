@@ -157,8 +157,9 @@ def test_killed_and_resumed_run_matches_uninterrupted(tiny_dataset, uninterrupte
 
 def test_early_stopping_fires(tiny_dataset, tmp_path):
     output_dir = tmp_path / "early"
-    # lr 0 and an MLP head (no BatchNorm statistics): the dev EER cannot change, so patience 1 stops at the 2nd eval
-    overrides = {"learning_rate": 0, "min_learning_rate": 0, "early_stopping_patience": 1, "num_train_epochs": 5}
+    # lr 1e-30 (no float32 weight moves) and an MLP head (no BatchNorm statistics): the dev EER cannot change, so
+    # patience 1 stops at the 2nd eval
+    overrides = {"learning_rate": 1e-30, "min_learning_rate": 0, "early_stopping_patience": 1, "num_train_epochs": 5}
     run(TRAIN + tiny_args(tiny_dataset, output_dir, config_overrides='{"head": "mlp"}', **overrides))
     state = trainer_state(output_dir)
     assert state["stopped_early"] is True
@@ -196,6 +197,74 @@ def test_config_file_defaults_and_command_line_overrides(tmp_path):
         parse_args(["--config", str(config)])
     with pytest.raises(ValueError, match="checkpointing_steps"):
         parse_args(["--checkpointing_steps", "0"])
+
+
+BAD_ARGUMENTS = [
+    ({"learning_rate": 0}, "--learning_rate must be > 0, got 0.0"),
+    ({"learning_rate": -1e-3}, "--learning_rate must be > 0, got -0.001"),
+    ({"min_learning_rate": 0.1}, "--min_learning_rate must be in [0, learning_rate=0.001], got 0.1"),
+    ({"weight_decay": -1}, "--weight_decay must be >= 0, got -1.0"),
+    ({"max_grad_norm": 0}, "--max_grad_norm must be > 0 (or None), got 0.0"),
+    ({"num_train_epochs": 0}, "--num_train_epochs must be at least 1, got 0"),
+    ({"max_steps": 0}, "--max_steps must be at least 1 (or None), got 0"),
+    ({"per_device_train_batch_size": 0}, "--per_device_train_batch_size must be at least 1, got 0"),
+    ({"per_device_eval_batch_size": -2}, "--per_device_eval_batch_size must be at least 1, got -2"),
+    ({"gradient_accumulation_steps": 0}, "--gradient_accumulation_steps must be at least 1, got 0"),
+    ({"logging_steps": 0}, "--logging_steps must be at least 1, got 0"),
+    ({"max_length": 0}, "--max_length must be at least 1, got 0"),
+    ({"num_workers": -1}, "--num_workers must be >= 0, got -1"),
+    ({"config_overrides": '{"head": "lstm"}'}, '--preset tiny, --config_overrides {"head": "lstm"}, --max_length'),
+    ({"dataset": "{tmp}/missing"}, "--dataset '{tmp}/missing' is not a folder"),
+    ({"dataset": "{tmp}"}, "--dataset '{tmp}': No dataset at '{tmp}'"),
+    ({"dataset": "{tmp}/train_only"}, "--dev_split: no dev split ('validation', 'dev') in '{tmp}/train_only'"),
+    ({"eval_split": "test"}, "--eval_split: no eval split test in"),
+    ({"encoder_name_or_path": "./no_such_encoder"}, "--encoder_name_or_path './no_such_encoder' is not a folder"),
+    ({"resume_from_checkpoint": "{tmp}/ckpt-7"}, "--resume_from_checkpoint '{tmp}/ckpt-7' is not a folder"),
+]
+
+
+@pytest.mark.parametrize("bad, message", BAD_ARGUMENTS, ids=[next(iter(bad)) for bad, _ in BAD_ARGUMENTS])
+def test_bad_arguments_stop_with_one_line_before_creating_anything(tiny_dataset, tmp_path, bad, message):
+    from datasets import DatasetDict, load_from_disk
+
+    from train_sonar import main
+
+    splits = load_from_disk(str(tiny_dataset))
+    DatasetDict(train=splits["train"], eval=splits["eval"]).save_to_disk(tmp_path / "train_only")  # no dev split
+    bad = {key: str(value).replace("{tmp}", str(tmp_path)) for key, value in bad.items()}
+    output_dir = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        main(tiny_args(bad.pop("dataset", tiny_dataset), output_dir, **{"learning_rate": 1e-3, **bad}))
+    assert str(stop.value.code).startswith("train_sonar.py: error: " + message.replace("{tmp}", str(tmp_path)))
+    assert "\n" not in str(stop.value.code) and not output_dir.exists()
+
+
+def test_unknown_preset_in_a_config_file_from_the_command_line(tiny_dataset, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("preset: sonar-huge\n")
+    output_dir = tmp_path / "out"
+    command = TRAIN + ["--config", str(config), "--dataset", str(tiny_dataset), "--output_dir", str(output_dir)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=_run_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "train_sonar.py: error: --preset 'sonar-huge' is unknown; choose one of "
+        "['baseline', 'small', 'sonar-full', 'sonar-lite', 'tiny']"
+    ]
+    assert not output_dir.exists()
+
+
+def test_unreachable_hub_dataset_leaves_no_output_folder(tmp_path):
+    output_dir = tmp_path / "out"
+    command = TRAIN + ["--preset", "tiny", "--dataset", "someorg/no-such-dataset", "--output_dir", str(output_dir)]
+    env = {**_run_env(), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("train_sonar.py: error: --dataset 'someorg/no-such-dataset': ")
+    )
+    assert not output_dir.exists()
 
 
 def test_missing_named_checkpoint_raises(tmp_path):
