@@ -52,15 +52,19 @@ def calibrated(model: SonarForAudioClassification, inputs: torch.Tensor) -> Sona
 @pytest.mark.parametrize("noise_branch", [True, False])
 def test_output_shapes(head, noise_branch):
     model = SonarForAudioClassification(tiny_config(head=head, noise_branch=noise_branch)).eval()
-    out = model(clips(3), labels=torch.tensor([0, 1, 1]), output_embeddings=True)
+    labels = torch.tensor([0, 1, 1])
+    out = model(clips(3), labels=labels, output_embeddings=True)
     assert out.logits.shape == (3, 2) and out.scores.shape == (3,)
     torch.testing.assert_close(out.scores, out.logits[:, 0] - out.logits[:, 1])
     assert out.window_logits.shape == (3, 1, 2) and out.window_mask.all()
     assert out.content_embeddings.shape == (3, 16)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    weight = torch.tensor(model.config.class_weights) if model.config.class_weights else None
+    torch.testing.assert_close(out.ce_loss, torch.nn.functional.cross_entropy(out.logits, labels, weight=weight))
     if noise_branch:
         assert out.js_divergence.shape == (3,) and out.noise_embeddings.shape == (3, 16)
         torch.testing.assert_close(out.loss, out.ce_loss + model.config.lambda_js * out.js_loss)
+        torch.testing.assert_close(out.js_loss, sonar_js_loss(out.js_divergence, labels == 0))  # bona fide is 0
     else:
         assert out.js_divergence is None and out.js_loss is None
         torch.testing.assert_close(out.loss, out.ce_loss)

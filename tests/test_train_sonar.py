@@ -157,11 +157,14 @@ def test_demo_corpus_is_recognised_and_its_model_marked_a_smoke_test(tmp_path):
 
     from modeling_sonar import SonarConfig
     from modeling_sonar.model_card import render_model_card
-    from train_sonar import is_demo_corpus
+    from train_sonar import build_model, is_demo_corpus, parse_args
 
-    assert is_demo_corpus(Dataset.from_dict({"speaker": ["DEMO_CB", "DEMO_HL", "DEMO_R1"], "label": [0, 1, 1]}))
+    demo = Dataset.from_dict({"speaker": ["DEMO_CB", "DEMO_HL", "DEMO_R1"], "label": [0, 1, 1]})
+    assert is_demo_corpus(demo)
     assert not is_demo_corpus(Dataset.from_dict({"speaker": ["DEMO_CB", "LA_0079"], "label": [0, 1]}))
     assert not is_demo_corpus(Dataset.from_dict({"label": [0, 1]}))
+    model_args, data_args, _ = parse_args(["--preset", "tiny"])
+    assert build_model(model_args, data_args, demo).config.smoke_test is True
     summary = {"recipe": {"dataset": "demo_dataset"}, "dev": {"eer": 40.0, "threshold": 0.1, "step": 5}}
     card = str(render_model_card(SonarConfig.from_preset("tiny", smoke_test=True), summary, "sonar-demo"))
     assert "Smoke test, not a detector" in card and "smoke-test" in card
