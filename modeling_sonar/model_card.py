@@ -4,6 +4,7 @@ Not imported by `modeling_sonar.py`, so it never ships with the weights.
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from .modeling_sonar import sonar_verdict
 
 
 CARD_INPUTS_FILE = "training_summary.json"
-# Scores around the threshold at which the card shows the verdict, as offsets from it.
-EXAMPLE_SCORE_OFFSETS = (-2.0, -0.5, 0.0, 0.5, 2.0)
+# The card shows the verdict at the scores where the spoof probability takes these values.
+EXAMPLE_SPOOF_PROBABILITIES = (0.99, 0.9, 0.5, 0.1, 0.01)
 
 CITATION = """@article{sonar2025,
   title={{SONAR}: Spectral-Contrastive Audio Residuals for Generalizable Deepfake Detection},
@@ -101,10 +102,12 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
     )
     recipe_lines = "\n".join(f"| `{key}` | `{recipe[key]}` |" for key in RECIPE_KEYS if key in recipe)
     threshold, scale = config.decision_threshold, config.calibration_scale
+    # scores where p(spoof) = p, from p = sigmoid(scale * (threshold - score)); with scale 0 every score gives 0.5
+    scores = [threshold - math.log(p / (1 - p)) / scale for p in EXAMPLE_SPOOF_PROBABILITIES] if scale else [threshold]
     examples = "\n".join(
-        f"| {threshold + offset:+.4f} | {verdict['text']} | {verdict['spoof_probability']:.4f} |"
-        for offset in EXAMPLE_SCORE_OFFSETS
-        for verdict in [sonar_verdict(threshold + offset, config)]
+        f"| {score:+.4f} | {verdict['text']} | {verdict['spoof_probability']:.4f} |"
+        for score in scores
+        for verdict in [sonar_verdict(score, config)]
     )
     calibration = dev.get("calibration")
     calibration_text = (
@@ -151,8 +154,10 @@ at {config.sampling_rate} Hz (shorter input is tiled; longer input is scored win
 `config.decision_threshold` = **{threshold:.6g}** is the score at the equal error rate on the development split
 ({dev["eer"]:.2f}% EER at step {dev["step"]}): a recording scoring at or above it is judged bona fide. The spoof
 probability is `sigmoid(a * (decision_threshold - score))` with `a = config.calibration_scale` = **{scale:.6g}**,
-fitted on the development split, so it is 0.5 exactly at the threshold. {calibration_text} The pipeline, the demo
-Space and `evaluate_sonar.py` all decide through `sonar_verdict` in `modeling_sonar.py`, so they agree:
+fitted on the development split, so it is 0.5 exactly at the threshold. {calibration_text}
+
+The pipeline, the demo Space and `evaluate_sonar.py` all decide through `sonar_verdict` in `modeling_sonar.py`, so
+they agree. Its verdicts at a few scores:
 
 | score | verdict | p(spoof) |
 |---|---|---|

@@ -157,6 +157,7 @@ def test_demo_corpus_is_recognised_and_its_model_marked_a_smoke_test(tmp_path):
 
     from modeling_sonar import SonarConfig
     from modeling_sonar.model_card import render_model_card
+    from modeling_sonar.modeling_sonar import sonar_verdict
     from train_sonar import build_model, is_demo_corpus, parse_args
 
     demo = Dataset.from_dict({"speaker": ["DEMO_CB", "DEMO_HL", "DEMO_R1"], "label": [0, 1, 1]})
@@ -166,8 +167,12 @@ def test_demo_corpus_is_recognised_and_its_model_marked_a_smoke_test(tmp_path):
     model_args, data_args, _ = parse_args(["--preset", "tiny"])
     assert build_model(model_args, data_args, demo).config.smoke_test is True
     summary = {"recipe": {"dataset": "demo_dataset"}, "dev": {"eer": 40.0, "threshold": 0.1, "step": 5}}
-    card = str(render_model_card(SonarConfig.from_preset("tiny", smoke_test=True), summary, "sonar-demo"))
+    config = SonarConfig.from_preset("tiny", decision_threshold=1.2, calibration_scale=2.0, smoke_test=True)
+    card = str(render_model_card(config, summary, "sonar-demo"))
     assert "Smoke test, not a detector" in card and "smoke-test" in card
+    # the card's example verdicts are sonar_verdict's: at the threshold, p = 0.5 and the label bona fide
+    verdict = sonar_verdict(1.2, config)
+    assert f"| +1.2000 | {verdict['text']} | 0.5000 |" in card and verdict["label"] == "bonafide"
 
 
 def test_filter_constraint_holds_after_training(uninterrupted):
