@@ -7,10 +7,12 @@
         --asv_keys keys/LA/ASV/trial_metadata.txt
 
 Writes `OUT/scores.txt` (`UTT_ID SCORE`, the score being the bona fide log-odds as in ASVspoof score files),
-`OUT/summary.json`, `OUT/roc.png` and `OUT/det.png`. Every utterance is the first `max_length` samples, tiled when
-shorter (the paper's protocol). Under `accelerate launch` each process scores its shard of the trials. EER and min
-t-DCF follow the official ASVspoof evaluation code, including its t-DCF formula for the corpus scored (the 2019 legacy
-formula on ASVspoof 2019 LA, the 2021 one on ASVspoof 2021) and its handling of tied scores.
+`OUT/verdicts.tsv` (each utterance's label and spoof probability from `sonar_verdict`, as the pipeline and the Space
+give them), `OUT/summary.json` (EERs, and the calibration of those probabilities), `OUT/roc.png` and `OUT/det.png`.
+Every utterance is the first `max_length` samples, tiled when shorter (the paper's protocol). Under `accelerate
+launch` each process scores its shard of the trials. EER and min t-DCF follow the official ASVspoof evaluation code,
+including its t-DCF formula for the corpus scored (the 2019 legacy formula on ASVspoof 2019 LA, the 2021 one on
+ASVspoof 2021) and its handling of tied scores.
 
 Resumable, since ASVspoof 2021 DF alone has 611,829 trials: each process appends to `OUT/scores.part{rank}.txt` batch
 by batch, and a run restarted with the same `--output_dir` skips the utterances already scored.
@@ -38,8 +40,16 @@ from transformers import AutoModelForAudioClassification, HfArgumentParser, PreT
 
 import modeling_sonar  # noqa: F401  (registers the SONAR Auto classes)
 from modeling_sonar.data import SonarCollator, load_sonar_dataset
-from modeling_sonar.metrics import compute_det_curve, compute_eer, compute_min_tdcf, eer_by_condition
+from modeling_sonar.metrics import (
+    brier_score,
+    compute_det_curve,
+    compute_eer,
+    compute_min_tdcf,
+    eer_by_condition,
+    expected_calibration_error,
+)
 from modeling_sonar.model_card import public_name
+from modeling_sonar.modeling_sonar import sonar_verdict
 
 
 logger = get_logger(__name__)
@@ -50,6 +60,7 @@ ASV_KEYS = ("target", "nontarget", "spoof")
 ASVSPOOF2021_PHASES = ("eval", "progress", "hidden", "all")
 ASVSPOOF2019_LA_UTT_ID = re.compile(r"LA_[TDE]_\d+")
 SCORE_FILE = "scores.txt"
+VERDICT_FILE = "verdicts.tsv"
 PART_FILE_PATTERN = "scores.part*.txt"
 
 
@@ -426,6 +437,35 @@ def summarize(
     return summary
 
 
+def write_verdicts(
+    utt_ids: list[str], scores: np.ndarray, is_bonafide: np.ndarray, config, output_dir: str | os.PathLike
+) -> dict:
+    """Write `verdicts.tsv` (`utt_id score label spoof_probability`, tab-separated, with a header), each line from
+    `sonar_verdict` as the pipeline and the Space decide, and return the calibration of those probabilities: the
+    threshold and scale used, the expected calibration error and the Brier score."""
+    verdicts = [sonar_verdict(score, config) for score in scores]
+    lines = [
+        f"{utt_id}\t{score:.9g}\t{v['label']}\t{v['spoof_probability']:.9g}\n"
+        for utt_id, score, v in zip(utt_ids, scores, verdicts)
+    ]
+    path = Path(output_dir) / VERDICT_FILE
+    temporary_path = path.with_suffix(".tmp")
+    temporary_path.write_text("utt_id\tscore\tlabel\tspoof_probability\n" + "".join(lines), encoding="utf-8")
+    os.replace(temporary_path, path)
+    spoof_probabilities = np.array([v["spoof_probability"] for v in verdicts])
+    return calibration_summary(spoof_probabilities, is_bonafide, config)
+
+
+def calibration_summary(spoof_probabilities: np.ndarray, is_bonafide: np.ndarray, config) -> dict:
+    """How well `sonar_verdict`'s spoof probabilities match the outcomes (lower is better for both errors)."""
+    return {
+        "decision_threshold": config.decision_threshold,
+        "calibration_scale": config.calibration_scale,
+        "ece": expected_calibration_error(spoof_probabilities, ~is_bonafide),
+        "brier": brier_score(spoof_probabilities, ~is_bonafide),
+    }
+
+
 def write_summary_and_plots(
     summary: dict, scores: np.ndarray, is_bonafide: np.ndarray, output_dir: str | os.PathLike, title: str
 ) -> None:
@@ -471,7 +511,8 @@ def main():
         model = AutoModelForAudioClassification.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     except OSError as error:
         raise ValueError(f"Cannot load a model from {args.model!r}: {error}") from error
-    max_length = args.max_length or model.config.max_length
+    config = model.config
+    max_length = args.max_length or config.max_length
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -515,6 +556,7 @@ def main():
         summary = summarize(score_array, is_bonafide, conditions, asv_scores, tdcf_variant, args.merge_ties)
         if args.asv_keys is not None:
             summary["asv_phase"] = args.asv_phase
+        summary["calibration"] = write_verdicts(utt_ids, score_array, is_bonafide, config, output_dir)
         summary.update(model=public_name(args.model), dataset=public_name(args.dataset), split=split)
         write_summary_and_plots(summary, score_array, is_bonafide, output_dir, title=f"{summary['dataset']} {split}")
         logger.info(f"EER {summary['eer']:.3f}% on {len(utt_ids)} utterances; wrote {score_path} and summary.json")

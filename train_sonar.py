@@ -15,11 +15,14 @@ A tiny model on the embedded demo corpus, on a CPU in minutes:
 
 `--config` (YAML or JSON) gives defaults; any `--key value` on the command line wins. Outputs in `--output_dir`:
 `checkpoint-{step}/` (accelerate state and `training_state.json`, for `--resume_from_checkpoint latest`), `model/`
-(the best dev-EER model, Hub-ready: safetensors, config with `decision_threshold` and `auto_map`, modeling code,
-feature extractor, README.md card, training_curves.png), `eval_results/` (scores, summary and ROC/DET plots of the
-eval split, when the dataset has one) and `trainer_state.json` (log history, best step, early stopping).
+(the best dev-EER model, Hub-ready: safetensors, config with `auto_map`, `custom_pipelines` and the decision fitted on
+the dev split, `decision_threshold` at its EER and `calibration_scale` of the spoof probability, modeling and pipeline
+code, feature extractor, README.md card, training_curves.png), `eval_results/` (scores, verdicts, summary and ROC/DET
+plots of the eval split, when the dataset has one) and `trainer_state.json` (log history, best step, early stopping).
+A model trained on the demo corpus is marked `smoke_test` in its config, card and Space.
 """
 
+import copy
 import json
 import logging
 import math
@@ -31,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import evaluate
+import numpy as np
 import torch
 from accelerate import Accelerator, DistributedType
 from accelerate.logging import get_logger
@@ -44,15 +48,19 @@ from transformers import HfArgumentParser
 from evaluate_sonar import (
     DEFAULT_CONDITION_COLUMNS,
     SCORE_FILE,
+    calibration_summary,
     get_dataloader,
     score_dataloader,
     score_lines,
     summarize,
     write_summary_and_plots,
+    write_verdicts,
 )
 from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from modeling_sonar.data import SonarCollator, load_sonar_dataset
+from modeling_sonar.metrics import fit_calibration_scale
 from modeling_sonar.model_card import public_name, write_model_card
+from modeling_sonar.modeling_sonar import sonar_verdict
 from modeling_sonar.training_utils import (
     TRAINING_STATE_FILE,
     SonarEpochSampler,
@@ -323,10 +331,20 @@ def config_from_args(model_args: ModelArguments, data_args: DataArguments) -> So
     return SonarConfig.from_preset(model_args.preset, **overrides)
 
 
-def build_model(model_args: ModelArguments, data_args: DataArguments, train_labels: list[int]):
-    """The model from the preset, the overrides, the window length and the class weights."""
+def is_demo_corpus(train: Dataset) -> bool:
+    """Whether the training split is the embedded demo corpus, wherever it was converted to: all its speakers are the
+    demo corpus's."""
+    from dataset_scripts.make_demo_corpus import SOURCES
+
+    return "speaker" in train.column_names and set(train["speaker"][:]) <= set(SOURCES.values())
+
+
+def build_model(model_args: ModelArguments, data_args: DataArguments, train: Dataset):
+    """The model from the preset, the overrides, the window length and the class weights; marked a smoke test when
+    the training split is the demo corpus."""
     config = config_from_args(model_args, data_args)
-    config.class_weights = model_args.class_weights or class_weights_from_priors(train_labels, config.num_labels)
+    config.class_weights = model_args.class_weights or class_weights_from_priors(train["label"][:], config.num_labels)
+    config.smoke_test = is_demo_corpus(train)
     if model_args.encoder_name_or_path:
         model = SonarForAudioClassification.from_encoder_pretrained(model_args.encoder_name_or_path, config)
         # config.json names the encoder by its Hub id or folder name, never by a local path
@@ -358,18 +376,27 @@ def get_dataloaders(
 
 
 def evaluate_eer(model, dataloader: DataLoader, accelerator: Accelerator, metric: evaluate.EvaluationModule) -> dict:
-    """Dev EER (percent) and its threshold on the bona fide log-odds, the same on every process."""
+    """Dev EER (percent), its threshold on the bona fide log-odds, and the decision fitted there: the scale that makes
+    `sonar_verdict`'s spoof probability calibrated with the offset at that threshold, with the expected calibration
+    error and Brier score of the result (`calibration`). The same on every process."""
     _, scores, labels = score_dataloader(model, dataloader, accelerator)
-    bonafide_id = accelerator.unwrap_model(model).config.bonafide_id
-    result = metric.compute(predictions=scores.tolist(), references=labels.tolist(), pos_label=bonafide_id)
+    config = copy.deepcopy(accelerator.unwrap_model(model).config)
+    result = metric.compute(predictions=scores.tolist(), references=labels.tolist(), pos_label=config.bonafide_id)
     model.train()
-    return {"eer": 100 * result["eer"], "threshold": float(result["threshold"])}
+    is_bonafide = labels == config.bonafide_id
+    config.decision_threshold = float(result["threshold"])
+    config.calibration_scale = fit_calibration_scale(scores, is_bonafide, config.decision_threshold)
+    spoof_probabilities = np.array([sonar_verdict(score, config)["spoof_probability"] for score in scores])
+    calibration = calibration_summary(spoof_probabilities, is_bonafide, config)
+    return {"eer": 100 * result["eer"], "threshold": config.decision_threshold, "calibration": calibration}
 
 
-def save_best_model(accelerator: Accelerator, model, model_dir: Path, threshold: float) -> None:
-    """Hub-ready folder: safetensors, config (with `decision_threshold`), modeling code, feature extractor."""
+def save_best_model(accelerator: Accelerator, model, model_dir: Path, calibration: dict) -> None:
+    """Hub-ready folder: safetensors, config (with the dev split's `decision_threshold` and `calibration_scale`),
+    modeling and pipeline code, feature extractor."""
     unwrapped = accelerator.unwrap_model(model)
-    unwrapped.config.decision_threshold = threshold
+    unwrapped.config.decision_threshold = calibration["decision_threshold"]
+    unwrapped.config.calibration_scale = calibration["calibration_scale"]
     state_dict = accelerator.get_state_dict(model)  # every process takes part (DeepSpeed gathers)
     unwrapped.save_pretrained(
         model_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save, state_dict=state_dict
@@ -396,8 +423,11 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, tot
     return path
 
 
-def score_eval_split(accelerator: Accelerator, model_dir: Path, dataset: Dataset, args, output_dir: Path) -> dict:
-    """Score the eval split with the best model as `evaluate_sonar.py` does; the main process writes the files."""
+def score_eval_split(
+    accelerator: Accelerator, model_dir: Path, dataset: Dataset, args, output_dir: Path, dev_calibration: dict
+) -> dict:
+    """Score the eval split with the best model as `evaluate_sonar.py` does; the main process writes the files, whose
+    summary also carries the dev split's calibration (`dev_calibration`)."""
     model = SonarForAudioClassification.from_pretrained(model_dir)
     dataloader = get_dataloader(dataset, model.config.max_length, args.per_device_eval_batch_size)
     model, dataloader = accelerator.prepare_model(model, evaluation_mode=True), accelerator.prepare(dataloader)
@@ -412,6 +442,8 @@ def score_eval_split(accelerator: Accelerator, model_dir: Path, dataset: Dataset
     conditions = {column: [dataset[column][i] for i in order] for column in columns}
     is_bonafide = labels == model.config.bonafide_id
     summary = summarize(scores, is_bonafide, conditions)
+    summary["calibration"] = write_verdicts(utt_ids, scores, is_bonafide, model.config, output_dir)
+    summary["dev_calibration"] = dev_calibration
     write_summary_and_plots(summary, scores, is_bonafide, output_dir, title=f"{dataset.split or 'eval'}")
     return summary
 
@@ -433,7 +465,12 @@ def save_model_card(model_dir: Path, args, model_args, data_args, dataset: str, 
             recipe[key] = published_path(recipe[key], Path(args.output_dir))
     summary = {
         "recipe": {key: value for key, value in recipe.items() if not key.startswith("hub_")},
-        "dev": {"eer": state["best_eer"], "threshold": state["best_threshold"], "step": state["best_step"]},
+        "dev": {
+            "eer": state["best_eer"],
+            "threshold": state["best_threshold"],
+            "step": state["best_step"],
+            "calibration": state["best_calibration"],
+        },
         "results": results,
     }
     write_model_card(model_dir, summary, args.hub_model_id or Path(args.output_dir).name)
@@ -463,7 +500,7 @@ def main(argv: list[str] | None = None) -> dict:
         metric = evaluate.load(str(EER_METRIC), keep_in_memory=True)
     output_dir.mkdir(parents=True, exist_ok=True)  # only now: bad arguments or data leave no empty folder behind
     logger.info("Splits: " + ", ".join(f"{role} {len(split)}" for role, split in splits.items()))
-    model = build_model(model_args, data_args, splits["train"]["label"][:])
+    model = build_model(model_args, data_args, splits["train"])
     config = model.config
     logger.info(
         f"{model_args.preset}: {model.num_parameters() / 1e6:.2f} M parameters, class weights "
@@ -494,6 +531,7 @@ def main(argv: list[str] | None = None) -> dict:
         "global_step": 0,
         "best_eer": None,
         "best_threshold": None,
+        "best_calibration": None,
         "best_step": None,
         "evals_without_improvement": 0,
         "stopped_early": False,
@@ -580,12 +618,27 @@ def main(argv: list[str] | None = None) -> dict:
             end_of_epoch = step % steps_per_epoch == 0
             if end_of_epoch or step == max_train_steps or (args.eval_steps and step % args.eval_steps == 0):
                 dev = evaluate_eer(model, dev_dataloader, accelerator, metric)
-                log({"dev_eer": dev["eer"], "dev_threshold": dev["threshold"], "epoch": epoch})
+                calibration = dev["calibration"]
+                log(
+                    {
+                        "dev_eer": dev["eer"],
+                        "dev_threshold": dev["threshold"],
+                        "dev_calibration_scale": calibration["calibration_scale"],
+                        "dev_ece": calibration["ece"],
+                        "dev_brier": calibration["brier"],
+                        "epoch": epoch,
+                    }
+                )
                 logger.info(f"step {step} (epoch {epoch}): dev EER {dev['eer']:.3f}%")
                 if state["best_eer"] is None or dev["eer"] < state["best_eer"]:
-                    state.update(best_eer=dev["eer"], best_threshold=dev["threshold"], best_step=step)
+                    state.update(
+                        best_eer=dev["eer"],
+                        best_threshold=dev["threshold"],
+                        best_calibration=calibration,
+                        best_step=step,
+                    )
                     state["evals_without_improvement"] = 0
-                    save_best_model(accelerator, model, model_dir, dev["threshold"])
+                    save_best_model(accelerator, model, model_dir, calibration)
                 else:
                     state["evals_without_improvement"] += 1
                     patience = args.early_stopping_patience
@@ -606,7 +659,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     if "eval" in splits:
         eval_dir = output_dir / EVAL_DIR
-        summary = score_eval_split(accelerator, model_dir, splits["eval"], args, eval_dir)
+        summary = score_eval_split(accelerator, model_dir, splits["eval"], args, eval_dir, state["best_calibration"])
         if accelerator.is_main_process:
             logger.info(f"Eval split: EER {summary['eer']:.3f}% (scores and plots in {eval_dir})")
             name = f"{dataset_name} ({splits['eval'].split or 'eval'})"

@@ -1,5 +1,8 @@
 """SONAR model configuration"""
 
+import copy
+import math
+
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -55,6 +58,16 @@ SONAR_AUTO_MAP = {
     "AutoConfig": "configuration_sonar.SonarConfig",
     "AutoModel": "modeling_sonar.SonarModel",
     "AutoModelForAudioClassification": "modeling_sonar.SonarForAudioClassification",
+}
+
+# Also written into every saved config: `pipeline("audio-classification", model=FOLDER, trust_remote_code=True)` then
+# builds SONAR's own pipeline (its verdict, file checks, timeline), whose code `save_pretrained` ships with the model.
+SONAR_CUSTOM_PIPELINES = {
+    "audio-classification": {
+        "impl": "pipeline_sonar.SonarAudioClassificationPipeline",
+        "pt": ["AutoModelForAudioClassification"],
+        "type": "audio",
+    }
 }
 
 # A small encoder that learns from scratch on a CPU in minutes: the main job's and the convergence benchmark's.
@@ -190,6 +203,20 @@ class SonarConfig(PreTrainedConfig):
     window_batch_size (`int`, *optional*, defaults to 16):
         Windows of long recordings scored per forward pass, which bounds memory on hour-long input.
 
+    Decision (read by `sonar_verdict`, the one place a score becomes a label and a probability):
+
+    decision_threshold (`float`, *optional*, defaults to 0.0):
+        Score (bona fide log-odds) at or above which a recording is judged bona fide. 0.0 is the argmax of the logits;
+        the training script sets it to the development split's equal-error-rate threshold.
+    calibration_scale (`float`, *optional*, defaults to 1.0):
+        Scale `a` of the spoof probability `sigmoid(a * (decision_threshold - score))`, which is 0.5 exactly at the
+        threshold. The training script fits it on the development split (logistic regression with the offset fixed at
+        the threshold); 1.0 with a threshold of 0 gives the softmax of the logits. 0 means the scores carry no
+        evidence: every probability is 0.5.
+    smoke_test (`bool`, *optional*, defaults to `False`):
+        The model was trained on the embedded demo corpus: a smoke test of the code, not a detector. The training
+        script sets it; the verdict text, the model card and the Space say so.
+
     Example:
 
     ```python
@@ -246,6 +273,10 @@ class SonarConfig(PreTrainedConfig):
     window_aggregation: str = "mean"
     window_batch_size: int = 16
 
+    decision_threshold: float = 0.0
+    calibration_scale: float = 1.0
+    smoke_test: bool = False
+
     def __post_init__(self, **kwargs):
         self.aasist_filters = self.aasist_filters or [[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]
         self.aasist_gat_dims = self.aasist_gat_dims or [64, 32]
@@ -256,6 +287,7 @@ class SonarConfig(PreTrainedConfig):
             self.label2id = {label: i for i, label in enumerate(SONAR_LABELS)}
         super().__post_init__(**kwargs)
         self.auto_map = {**SONAR_AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
+        self.custom_pipelines = copy.deepcopy(SONAR_CUSTOM_PIPELINES)
         self._validate()
 
     def _validate(self):
@@ -281,6 +313,10 @@ class SonarConfig(PreTrainedConfig):
             raise ValueError(
                 f"`window_hop_length` must be in (0, max_length={self.max_length}], got {self.window_hop_length}."
             )
+        if not math.isfinite(self.decision_threshold):
+            raise ValueError(f"`decision_threshold` must be a finite score, got {self.decision_threshold}.")
+        if not (math.isfinite(self.calibration_scale) and self.calibration_scale >= 0):
+            raise ValueError(f"`calibration_scale` must be finite and non-negative, got {self.calibration_scale}.")
         hidden_size = getattr(self.encoder_config, "hidden_size", None)
         if hidden_size is None:
             raise ValueError(f"`encoder_config` ({self.encoder_config.model_type}) has no `hidden_size`.")
@@ -322,4 +358,4 @@ class SonarConfig(PreTrainedConfig):
         return self.label2id["spoof"]
 
 
-__all__ = ["SonarConfig", "SONAR_LABELS", "SONAR_PRESETS"]
+__all__ = ["SonarConfig", "SONAR_CUSTOM_PIPELINES", "SONAR_LABELS", "SONAR_PRESETS"]

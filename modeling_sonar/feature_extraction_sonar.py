@@ -121,6 +121,17 @@ class SonarFeatureExtractor(SequenceFeatureExtractor):
                 f"Audio input must be (samples,) or (batch, samples), got shape {raw_speech.shape}; "
                 "average the channels of multi-channel audio first."
             )
+        # (samples, 2) read as a batch would be thousands of recordings too short to score: say what it likely is
+        if (
+            isinstance(raw_speech, np.ndarray)
+            and raw_speech.ndim == 2
+            and raw_speech.shape[1] < min(raw_speech.shape[0], self.min_duration_s * self.sampling_rate)
+        ):
+            raise ValueError(
+                f"Audio input of shape {raw_speech.shape} looks like channels-last audio (samples, channels); "
+                "a 2-D array is a batch (batch, samples). Average the channels first (`audio.mean(axis=1)`), or give "
+                "it to the audio-classification pipeline, which does."
+            )
         is_batched = (isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2) or (
             isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0])
         )

@@ -244,6 +244,87 @@ def eer_by_condition(
     return result
 
 
+def fit_calibration_scale(
+    scores: Sequence[float] | np.ndarray, is_bonafide: Sequence[bool] | np.ndarray, threshold: float
+) -> float:
+    """Scale `a` that makes `p(spoof) = sigmoid(a * (threshold - score))` a calibrated probability on these trials.
+
+    A logistic regression on the score with one free parameter: the offset stays at `threshold`, so the probability
+    is 0.5 exactly there and the label and the probability never disagree. The negative log-likelihood is convex in
+    `a`; its minimum is found by Newton steps kept inside a bracket of the root of its derivative. The targets are
+    Platt's (1999) smoothed labels, `(N_spoof + 1) / (N_spoof + 2)` for spoof and `1 / (N_bonafide + 2)` for bona fide,
+    so that classes separated at the threshold still give a finite scale. Scores that rank the classes the wrong way
+    round on these trials give `a = 0`: every probability 0.5.
+
+    Args:
+        scores: detection scores, higher = more bona fide.
+        is_bonafide: `True` for bona fide trials.
+        threshold: the decision threshold (the score where `p = 0.5`).
+
+    Returns:
+        `a >= 0`.
+    """
+    scores = _check_scores("scores", scores)
+    is_bonafide = np.asarray(is_bonafide, dtype=bool).ravel()
+    if scores.size != is_bonafide.size:
+        raise ValueError(f"`scores` and `is_bonafide` differ in length: {scores.size} and {is_bonafide.size}")
+    num_bonafide = int(is_bonafide.sum())
+    num_spoof = scores.size - num_bonafide
+    if num_bonafide == 0 or num_spoof == 0:
+        raise ValueError(f"Calibration needs both classes, got {num_bonafide} bona fide and {num_spoof} spoof trials")
+    margin = threshold - scores  # positive on the spoof side of the threshold
+    target = np.where(is_bonafide, 1 / (num_bonafide + 2), (num_spoof + 1) / (num_spoof + 2))
+
+    def slope(a: float) -> tuple[float, float]:  # derivative and second derivative of the negative log-likelihood
+        p = 0.5 * (1 + np.tanh(0.5 * a * margin))  # sigmoid(a * margin) without overflow
+        return float(np.sum((p - target) * margin)), float(np.sum(p * (1 - p) * margin**2))
+
+    if not np.any(margin) or slope(0.0)[0] >= 0:
+        return 0.0
+    low, high = 0.0, 1.0
+    while slope(high)[0] < 0:  # the smoothed targets make the derivative positive for a large enough `a`
+        low, high = high, 2 * high
+    a = high
+    for _ in range(100):
+        gradient, curvature = slope(a)
+        if gradient < 0:
+            low = a
+        else:
+            high = a
+        step = a - gradient / curvature if curvature > 0 else None
+        a = step if step is not None and low < step < high else (low + high) / 2
+        if high - low <= 1e-12 * high or abs(gradient) < 1e-12 * scores.size:
+            break
+    return float(a)
+
+
+def expected_calibration_error(
+    spoof_probabilities: Sequence[float] | np.ndarray, is_spoof: Sequence[bool] | np.ndarray, num_bins: int = 10
+) -> float:
+    """Expected calibration error of spoof probabilities: over `num_bins` equal-width bins of `p(spoof)`, the gap
+    between the mean probability and the fraction of spoof trials, weighted by the bin's share of the trials."""
+    probabilities = np.asarray(spoof_probabilities, dtype=np.float64).ravel()
+    is_spoof = np.asarray(is_spoof, dtype=bool).ravel()
+    if probabilities.size == 0 or probabilities.size != is_spoof.size:
+        raise ValueError(f"Need one label per probability, got {probabilities.size} and {is_spoof.size}")
+    bins = np.minimum((probabilities * num_bins).astype(int), num_bins - 1)
+    error = 0.0
+    for index in np.unique(bins):
+        in_bin = bins == index
+        error += in_bin.mean() * abs(probabilities[in_bin].mean() - is_spoof[in_bin].mean())
+    return float(error)
+
+
+def brier_score(spoof_probabilities: Sequence[float] | np.ndarray, is_spoof: Sequence[bool] | np.ndarray) -> float:
+    """Mean squared difference between `p(spoof)` and the outcome (1 spoof, 0 bona fide): 0 is perfect, 0.25 is
+    always saying 0.5."""
+    probabilities = np.asarray(spoof_probabilities, dtype=np.float64).ravel()
+    is_spoof = np.asarray(is_spoof, dtype=bool).ravel()
+    if probabilities.size == 0 or probabilities.size != is_spoof.size:
+        raise ValueError(f"Need one label per probability, got {probabilities.size} and {is_spoof.size}")
+    return float(np.mean((probabilities - is_spoof) ** 2))
+
+
 __all__ = [
     "ASVSPOOF2019_COST_MODEL",
     "ASVSPOOF2021_COST_MODEL",
@@ -251,4 +332,7 @@ __all__ = [
     "compute_eer",
     "compute_min_tdcf",
     "eer_by_condition",
+    "brier_score",
+    "expected_calibration_error",
+    "fit_calibration_scale",
 ]

@@ -4,15 +4,19 @@ Not imported by `modeling_sonar.py`, so it never ships with the weights.
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_sonar import SonarConfig
+from .modeling_sonar import sonar_verdict
 
 
 CARD_INPUTS_FILE = "training_summary.json"
+# The card shows the verdict at the scores where the spoof probability takes these values.
+EXAMPLE_SPOOF_PROBABILITIES = (0.99, 0.9, 0.5, 0.1, 0.01)
 
 CITATION = """@article{sonar2025,
   title={{SONAR}: Spectral-Contrastive Audio Residuals for Generalizable Deepfake Detection},
@@ -62,9 +66,11 @@ def _variant(config: SonarConfig) -> str:
 def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> ModelCard:
     """Build the card from the model config and a training summary.
 
-    `summary` holds `recipe` (argument values, see `RECIPE_KEYS`), `dev` (`eer` in percent, `threshold`, `step`) and
-    `results` (one dict per test set: `name`, `dataset`, `split`, `eer` in percent, optionally `min_tdcf`); the
-    results become the card's model-index so the Hub shows the EER per test set.
+    `summary` holds `recipe` (argument values, see `RECIPE_KEYS`), `dev` (`eer` in percent, `threshold`, `step`,
+    optionally `calibration` with the `ece` and `brier` of the spoof probability) and `results` (one dict per test
+    set: `name`, `dataset`, `split`, `eer` in percent, optionally `min_tdcf`); the results become the card's
+    model-index so the Hub shows the EER per test set. The verdicts shown come from `sonar_verdict`, as the
+    pipeline's do, and a model marked `smoke_test` says so at the top.
     """
     recipe, dev, results = summary["recipe"], summary["dev"], summary.get("results", [])
     eval_results = [
@@ -86,7 +92,8 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         library_name="transformers",
         pipeline_tag="audio-classification",
         license="apache-2.0",
-        tags=["audio", "anti-spoofing", "deepfake-detection", "asvspoof", "sonar", "remote-code"],
+        tags=["audio", "anti-spoofing", "deepfake-detection", "asvspoof", "sonar", "remote-code"]
+        + (["smoke-test"] if config.smoke_test else []),
         datasets=[name for name in datasets if name.count("/") == 1 and not os.path.exists(name)] or None,
         metrics=["eer"],
         base_model=encoder_id if encoder_id and encoder_id.count("/") == 1 else None,  # a Hub model, not a folder
@@ -104,12 +111,33 @@ def render_model_card(config: SonarConfig, summary: dict, model_name: str) -> Mo
         else "No test set evaluated."
     )
     recipe_lines = "\n".join(f"| `{key}` | `{recipe[key]}` |" for key in RECIPE_KEYS if key in recipe)
-    threshold = config.to_dict().get("decision_threshold")
-    threshold_text = "not set" if threshold is None else f"{threshold:.6g}"
+    threshold, scale = config.decision_threshold, config.calibration_scale
+    # scores where p(spoof) = p, from p = sigmoid(scale * (threshold - score)); with scale 0 every score gives 0.5
+    scores = [threshold - math.log(p / (1 - p)) / scale for p in EXAMPLE_SPOOF_PROBABILITIES] if scale else [threshold]
+    examples = "\n".join(
+        f"| {score:+.4f} | {verdict['text']} | {verdict['spoof_probability']:.4f} |"
+        for score in scores
+        for verdict in [sonar_verdict(score, config)]
+    )
+    calibration = dev.get("calibration")
+    calibration_text = (
+        f"On the development split its expected calibration error is {calibration['ece']:.4f} and its Brier score "
+        f"{calibration['brier']:.4f}."
+        if calibration
+        else "It was not fitted on a development split."
+    )
+    smoke_test_text = (
+        "> **Smoke test, not a detector.** This model was trained on the embedded demo corpus (a handful of speakers "
+        "and signal-processing resyntheses) to check that training, evaluation and the Space run end to end. Its "
+        "verdicts are close to chance.\n"
+        if config.smoke_test
+        else ""
+    )
     encoder = config.encoder_config
     body = f"""
 # {model_name}
 
+{smoke_test_text}
 A [SONAR](https://arxiv.org/abs/2511.21325) detector of synthetic (deepfake) speech: {_variant(config)}, encoders of
 type `{encoder.model_type}` (hidden size {encoder.hidden_size}, {encoder.num_hidden_layers} layers)
 {"cloned from `" + config.encoder_name_or_path + "`" if config.encoder_name_or_path else "trained from scratch"}.
@@ -122,20 +150,28 @@ high-pass filters) through two encoders, cross-attention fusion and a Jensen-Sha
 from transformers import pipeline
 
 detector = pipeline("audio-classification", model="{model_name}", trust_remote_code=True)
-detector("recording.wav")  # [{{'label': 'bonafide', 'score': ...}}, {{'label': 'spoof', 'score': ...}}]
+detector("recording.wav")  # [{{'label': 'bonafide', 'score': p}}, {{'label': 'spoof', 'score': 1 - p}}], verdict first
+detector("recording.wav", return_timeline=True)  # also the score, the verdict in words and a per-window timeline
 ```
 
-## Score and decision threshold
+## Score, threshold, probability
 
 The detection score is the **bona fide log-odds** `logits[bonafide] - logits[spoof]` (`outputs.scores`): higher means
 more likely genuine, as in ASVspoof score files. Each recording is scored on windows of {config.max_length} samples
 at {config.sampling_rate} Hz (shorter input is tiled; longer input is scored window by window and aggregated by
 `{config.window_aggregation}`).
 
-`config.decision_threshold` = **{threshold_text}**: the score at the equal
-error rate on the development split ({dev["eer"]:.2f}% EER at step {dev["step"]}). Accept as bona fide when
-`score >= decision_threshold`. The pipeline's softmax instead thresholds at 0; the two differ when the classes were
-weighted or the dev data differ from yours: calibrate on your own data before deciding anything that matters.
+`config.decision_threshold` = **{threshold:.6g}** is the score at the equal error rate on the development split
+({dev["eer"]:.2f}% EER at step {dev["step"]}): a recording scoring at or above it is judged bona fide. The spoof
+probability is `sigmoid(a * (decision_threshold - score))` with `a = config.calibration_scale` = **{scale:.6g}**,
+fitted on the development split, so it is 0.5 exactly at the threshold. {calibration_text}
+
+The pipeline, the demo Space and `evaluate_sonar.py` all decide through `sonar_verdict` in `modeling_sonar.py`, so
+they agree. Its verdicts at a few scores:
+
+| score | verdict | p(spoof) |
+|---|---|---|
+{examples}
 
 ## Results
 
@@ -158,8 +194,8 @@ Trained with `train_sonar.py` (Accelerate). Loss: class-weighted cross-entropy (
 - A detector trained on one corpus generalises imperfectly to unseen generators, languages, codecs and channels; the
   EERs above hold for the listed test sets only.
 - Models trained on the embedded demo corpus are smoke tests of the pipeline, not detectors.
-- Scores are not calibrated probabilities. Use this as one piece of evidence, never as the sole basis of a decision
-  about a person.
+- The probability is calibrated on the development split only: on other generators, channels or class priors it is
+  not. Use this as one piece of evidence, never as the sole basis of a decision about a person.
 
 ## Citation
 

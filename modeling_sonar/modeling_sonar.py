@@ -1,5 +1,6 @@
 """PyTorch SONAR model: a content and a noise encoder, cross-attention fusion, and an AASIST or MLP head."""
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -8,11 +9,16 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
 from .aasist import SonarAasistGraphAttention, SonarAasistHead, SonarAasistHeteroGraphAttention
-from .configuration_sonar import SonarConfig
+from .configuration_sonar import SONAR_CUSTOM_PIPELINES, SonarConfig
 
+
+# How a verdict reads, for each label.
+SONAR_VERDICT_NAMES = {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}
+SMOKE_TEST_NOTE = "smoke-test model trained on the demo corpus, not a detector"
 
 # Fixed SRM high-pass kernels for the non-learnable ablation; each also appears at every shift that fits the filter.
 SRM_KERNELS = ([-1.0, 1.0], [1.0, -2.0, 1.0], [-1.0, 3.0, -3.0, 1.0], [-1.0, 4.0, -6.0, 4.0, -1.0])
@@ -146,6 +152,40 @@ def sonar_aggregate_windows(window_logits: torch.Tensor, aggregation: str, bonaf
     return window_logits[scores.argmin()]
 
 
+def sonar_verdict(score: float, config: SonarConfig) -> dict:
+    """
+    The decision on one recording (or one window) from its score: the only place where a score meets the threshold.
+    The pipeline, the Space, the evaluation script and the model card all call it, so they agree.
+
+    `p(spoof) = sigmoid(a * (t - score))` with `t = config.decision_threshold` and `a = config.calibration_scale`
+    (fitted on the development split by the training script), so that the probability is 0.5 exactly at the
+    threshold; the label is `bonafide` when `score >= t`.
+
+    Args:
+        score (`float`): the bona fide log-odds (`outputs.scores`), higher = more genuine.
+        config (`SonarConfig`): the model's config.
+
+    Returns:
+        `dict` with `label` (`"bonafide"` or `"spoof"`), `spoof_probability`, `bonafide_probability` (floats that sum
+        to 1) and `text`, the verdict in words (which also says when the model is only a smoke test).
+    """
+    score = float(score)
+    margin = config.calibration_scale * (config.decision_threshold - score)
+    # a sigmoid that never overflows
+    spoof_probability = 1 / (1 + math.exp(-margin)) if margin >= 0 else math.exp(margin) / (1 + math.exp(margin))
+    label = "bonafide" if score >= config.decision_threshold else "spoof"
+    probability = spoof_probability if label == "spoof" else 1 - spoof_probability
+    text = f"{SONAR_VERDICT_NAMES[label]}, probability {100 * probability:.1f}%"
+    if config.smoke_test:
+        text += f" ({SMOKE_TEST_NOTE})"
+    return {
+        "label": label,
+        "spoof_probability": spoof_probability,
+        "bonafide_probability": 1 - spoof_probability,
+        "text": text,
+    }
+
+
 class SonarResidualFilterBank(nn.Module):
     """
     The residual filter bank (RFE): `M` value-constrained high-pass filters (Conv1d 1 -> M, 'same' padding, no bias),
@@ -275,6 +315,22 @@ class SonarPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.bias)
         else:
             super()._init_weights(module)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """
+        `PreTrainedModel.save_pretrained`, plus SONAR's `audio-classification` pipeline: `config.custom_pipelines`
+        names it and its code (`pipeline_sonar.py`) is copied next to the model's, so that
+        `pipeline("audio-classification", model=FOLDER, trust_remote_code=True)` gives the same verdict as the Space
+        and the evaluation script. The import is deferred because the pipeline module imports this one; being a
+        relative import of this file, it also makes remote-code loading fetch the pipeline together with the model.
+        """
+        from .pipeline_sonar import SonarAudioClassificationPipeline
+
+        # `pipeline()` turns the class names of `custom_pipelines` into classes in place: write the names again
+        self.config.custom_pipelines = copy.deepcopy(SONAR_CUSTOM_PIPELINES)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.is_remote_code() and kwargs.get("is_main_process", True):
+            custom_object_save(SonarAudioClassificationPipeline, save_directory)
 
     @classmethod
     def from_encoder_pretrained(cls, encoder_name_or_path: str, config: SonarConfig | None = None, **kwargs):
@@ -490,6 +546,7 @@ __all__ = [
     "SonarResidualFilterBank",
     "sonar_js_divergence",
     "sonar_js_loss",
+    "sonar_verdict",
     "sonar_window_starts",
     "sonar_windows",
 ]

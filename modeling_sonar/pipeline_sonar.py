@@ -1,38 +1,84 @@
-"""An audio-classification pipeline that also reports SONAR's score and its per-window timeline on long recordings."""
+"""SONAR's audio-classification pipeline: its verdict, its score and a per-window timeline on long recordings."""
 
 import os
+import subprocess
 from pathlib import Path
 
+import httpx
 import numpy as np
 import torch
 from transformers import AudioClassificationPipeline
-from transformers.pipelines.audio_utils import ffmpeg_read
 
-from .modeling_sonar import sonar_window_starts
+from .modeling_sonar import sonar_verdict, sonar_window_starts
+
+
+def ffmpeg_decode(data: bytes, sampling_rate: int) -> np.ndarray:
+    """
+    Decodes an audio file's bytes with FFmpeg to mono float32 at `sampling_rate`. Unlike transformers' `ffmpeg_read`,
+    whose downmix adds the two channels of stereo at 1/sqrt(2) each, the channels are averaged (`rematrix_maxval`
+    1), as the Space and `evaluate_sonar.py` average them, so that a stereo file gets one score everywhere.
+
+    Raises:
+        ValueError: FFmpeg is missing or cannot decode the bytes; the message gives FFmpeg's reason.
+    """
+    command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-ac", "1", "-rematrix_maxval", "1"]
+    command += ["-ar", str(sampling_rate), "-f", "f32le", "pipe:1"]
+    try:
+        result = subprocess.run(command, input=data, capture_output=True, check=False)
+    except FileNotFoundError as error:
+        raise ValueError("FFmpeg is needed to decode audio files; install it (e.g. `apt install ffmpeg`).") from error
+    audio = np.frombuffer(result.stdout, np.float32)
+    if result.returncode != 0 or audio.size == 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        raise ValueError(reason[-1] if reason else "FFmpeg found no audio in it")
+    return audio
+
+
+def _to_mono(audio):
+    """One recording as `(samples,)`: a `(samples, channels)` or `(channels, samples)` array is averaged over its
+    shorter axis, the channels. The dtype is kept, so that integer samples still meet the feature extractor's check."""
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio)
+    if audio.ndim == 2:
+        return audio.mean(axis=int(np.argmin(audio.shape))).astype(audio.dtype)
+    if audio.ndim > 2:
+        raise ValueError(
+            f"The pipeline scores one recording, (samples,) or (samples, channels), got shape {audio.shape}."
+        )
+    return audio
 
 
 class SonarAudioClassificationPipeline(AudioClassificationPipeline):
     """
-    The standard `audio-classification` pipeline (files of any format, rate and channel count are decoded and
-    resampled by FFmpeg), plus multi-channel arrays averaged to mono and, with `return_timeline=True`, a richer result:
+    The `audio-classification` pipeline of SONAR models, which a saved model names in `config.custom_pipelines`, so
+    that `pipeline("audio-classification", model=..., trust_remote_code=True)` builds it. Files (paths, URLs or bytes)
+    of any format, rate and channel count are decoded and resampled by FFmpeg, stereo averaged to mono; arrays of one
+    recording, `(samples,)`, `(samples, channels)` or `(channels, samples)`, are averaged to mono (also inside
+    `{"raw" or "array": ..., "sampling_rate": ...}`). A file that is missing, empty or not audio gets a `ValueError`
+    naming it.
 
-    `{"labels": [{"label", "score"}, ...], "score": bona fide log-odds, "js_divergence": float,
-    "timeline": [{"start_s", "end_s", "spoof_probability"}, ...]}`
+    The label scores are `sonar_verdict`'s calibrated probabilities, `p(spoof) = sigmoid(a * (threshold - score))` with
+    the threshold and scale of the model's config, so the top label is the verdict at `config.decision_threshold`.
+    With `return_timeline=True` the result is richer:
+
+    `{"label", "spoof_probability", "verdict" (the verdict in words), "score" (bona fide log-odds), "labels":
+    [{"label", "score"}, ...], "js_divergence", "timeline": [{"start_s", "end_s", "spoof_probability"}, ...]}`
 
     ```python
     >>> from transformers import pipeline
-    >>> from modeling_sonar.pipeline_sonar import SonarAudioClassificationPipeline
-    >>> detector = pipeline(
-    ...     "audio-classification", model="org/sonar-xlsr", pipeline_class=SonarAudioClassificationPipeline
-    ... )
+    >>> detector = pipeline("audio-classification", model="org/sonar-xlsr", trust_remote_code=True)
     >>> detector("interview.mp3", return_timeline=True)["timeline"][:2]
     ```
     """
 
     def _sanitize_parameters(self, top_k=None, function_to_apply=None, return_timeline=None, **kwargs):
-        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(
-            top_k=top_k, function_to_apply=function_to_apply, **kwargs
-        )
+        if function_to_apply is not None:
+            raise ValueError(
+                "SONAR's label scores are calibrated probabilities from the model's decision threshold and "
+                "calibration scale; `function_to_apply` does not apply (use `return_timeline=True` for the raw score)."
+            )
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(top_k=top_k, **kwargs)
         if return_timeline is not None:
             postprocess_params["return_timeline"] = return_timeline
         return preprocess_params, forward_params, postprocess_params
@@ -45,19 +91,23 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
             raise ValueError(f"The audio file {path!r} is empty (0 bytes).")
         rate = self.feature_extractor.sampling_rate
         try:
-            return {"raw": ffmpeg_read(Path(path).read_bytes(), rate), "sampling_rate": rate}
+            return {"raw": ffmpeg_decode(Path(path).read_bytes(), rate), "sampling_rate": rate}
         except ValueError as error:
             raise ValueError(f"Could not decode {path!r} as audio ({error}).") from error
 
     def preprocess(self, inputs):
-        if isinstance(inputs, str) and not inputs.startswith(("http://", "https://")):
+        if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
+            inputs = httpx.get(inputs, follow_redirects=True).content
+        if isinstance(inputs, str):
             inputs = self._read_file(inputs)
+        elif isinstance(inputs, bytes):
+            rate = self.feature_extractor.sampling_rate
+            inputs = {"raw": ffmpeg_decode(inputs, rate), "sampling_rate": rate}
         if isinstance(inputs, dict) and ("raw" in inputs or "array" in inputs):
             key = "raw" if "raw" in inputs else "array"
-            array = np.asarray(inputs[key].cpu() if isinstance(inputs[key], torch.Tensor) else inputs[key])
-            if array.ndim == 2:
-                channel_axis = 0 if array.shape[0] < array.shape[1] else 1
-                inputs = {**inputs, key: array.mean(axis=channel_axis).astype(np.float32)}
+            inputs = {**inputs, key: _to_mono(inputs[key])}
+        elif isinstance(inputs, (np.ndarray, torch.Tensor)):
+            inputs = _to_mono(inputs)
         processed = super().preprocess(inputs)
         processed["num_samples"] = processed["input_values"].shape[-1]
         return processed
@@ -68,24 +118,37 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
         outputs["num_samples"] = num_samples
         return outputs
 
-    def postprocess(self, model_outputs, top_k=5, function_to_apply=None, return_timeline=False):
-        labels = super().postprocess(model_outputs, top_k=top_k, function_to_apply=function_to_apply)
+    def postprocess(self, model_outputs, top_k=5, return_timeline=False):
+        config = self.model.config
+        score = float(model_outputs["scores"][0])
+        verdict = sonar_verdict(score, config)
+        # the verdict's label first, also on a tie at the threshold
+        ranked = sorted(
+            ("bonafide", "spoof"), key=lambda label: (-verdict[f"{label}_probability"], label != verdict["label"])
+        )
+        labels = [{"label": label, "score": verdict[f"{label}_probability"]} for label in ranked][:top_k]
         if not return_timeline:
             return labels
-        config = self.model.config
         rate = config.sampling_rate
         starts = sonar_window_starts(model_outputs["num_samples"], config.max_length, config.window_hop_length)
-        spoof = model_outputs["window_logits"][0, : len(starts)].float().softmax(-1)[:, config.spoof_id]
+        window_logits = model_outputs["window_logits"][0, : len(starts)].float()
+        window_scores = window_logits[:, config.bonafide_id] - window_logits[:, config.spoof_id]
         window_s = min(config.max_length, model_outputs["num_samples"]) / rate
+        js_divergence = model_outputs.get("js_divergence")
         return {
+            "label": verdict["label"],
+            "spoof_probability": verdict["spoof_probability"],
+            "verdict": verdict["text"],
+            "score": score,
             "labels": labels,
-            "score": float(model_outputs["scores"][0]),
-            "js_divergence": float(model_outputs["js_divergence"][0])
-            if model_outputs.get("js_divergence") is not None
-            else None,
+            "js_divergence": float(js_divergence[0]) if js_divergence is not None else None,
             "timeline": [
-                {"start_s": start / rate, "end_s": start / rate + window_s, "spoof_probability": float(p)}
-                for start, p in zip(starts, spoof)
+                {
+                    "start_s": start / rate,
+                    "end_s": start / rate + window_s,
+                    "spoof_probability": sonar_verdict(window_score, config)["spoof_probability"],
+                }
+                for start, window_score in zip(starts, window_scores.tolist())
             ],
         }
 

@@ -33,7 +33,6 @@ echo "== 3/4 evaluation of the eval split"
 echo "== 4/4 verdicts through pipeline(\"audio-classification\")"
 "${BIN}python" - "$OUT" "$DATASET" <<'PYTHON'
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -43,23 +42,21 @@ from modeling_sonar.data import decode_audio, load_sonar_dataset
 
 out, dataset = Path(sys.argv[1]), sys.argv[2]
 model_dir = out / "model"
+# the plain call builds SONAR's own pipeline (config.custom_pipelines), whose verdict is `sonar_verdict`'s
 detector = pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)
-threshold = json.loads((model_dir / "config.json").read_text()).get("decision_threshold", 0.0)
 eval_split = load_sonar_dataset(dataset, "eval")
 labels = eval_split["label"][:]
 for wanted in (0, 1):  # the first bona fide and the first spoof recording of the eval split
     row = eval_split[labels.index(wanted)]
-    waveform = decode_audio(row["audio"])
-    result = {item["label"]: item["score"] for item in detector({"raw": waveform, "sampling_rate": 16000})}
-    log_odds = math.log(max(result["bonafide"], 1e-12) / max(result["spoof"], 1e-12))
-    verdict = "bona fide (real)" if log_odds >= threshold else "spoof (generated)"
+    result = detector({"raw": decode_audio(row["audio"]), "sampling_rate": 16000}, return_timeline=True)
     truth = eval_split.features["label"].int2str(wanted)
-    print(f"{row['utt_id']} (truly {truth}): {verdict}; log-odds {log_odds:+.6f}, "
-          f"threshold {threshold:+.6f}, pipeline {result}")
+    print(f"{row['utt_id']} (truly {truth}): {result['verdict']}; score {result['score']:+.6f}, "
+          f"p(spoof) {result['spoof_probability']:.6f}")
 summary = json.loads((out / "eval" / "summary.json").read_text())
 state = json.loads((out / "trainer_state.json").read_text())
 print(f"dev EER {state['best_eer']:.2f}% (step {state['best_step']}), eval EER {summary['eer']:.2f}% "
-      f"({summary['num_bonafide']} bona fide, {summary['num_spoof']} spoof); model folder: {model_dir}")
+      f"({summary['num_bonafide']} bona fide, {summary['num_spoof']} spoof), eval calibration: ECE "
+      f"{summary['calibration']['ece']:.3f}, Brier {summary['calibration']['brier']:.3f}; model folder: {model_dir}")
 PYTHON
 
 echo "== done in $(( $(date +%s) - start )) s"

@@ -30,7 +30,6 @@ CONCURRENCY_LIMIT = int(os.environ.get("SONAR_CONCURRENCY_LIMIT", 2))
 QUEUE_MAX_SIZE = int(os.environ.get("SONAR_QUEUE_MAX_SIZE", 64))
 VIEW_MAX_S = 30  # spectrograms and the noise view show at most this much audio, to keep them light
 EXAMPLES = sorted(str(path) for path in (SPACE_DIR / "examples").glob("*.flac"))
-DISPLAY_NAMES = {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}
 BANDS_HZ = ((4000, 8000), (0, 4000))  # top panel first
 N_FFT, HOP_LENGTH = 512, 160
 HOW_TO_GET_A_MODEL = (
@@ -58,22 +57,18 @@ def load_model(model_id: str) -> tuple:
     except (OSError, ValueError) as error:
         print(f"Could not load a SONAR model from {model_id}: {error}", file=sys.stderr)
         return None, None, f"No SONAR model could be loaded from `{shown_name(model_id)}`. {HOW_TO_GET_A_MODEL}"
+    if not hasattr(sys.modules[type(model).__module__], "sonar_verdict"):
+        return None, None, f"`{shown_name(model_id)}` predates `sonar_verdict`: save it again."
     return model, feature_extractor, None
 
 
 MODEL, FEATURE_EXTRACTOR, MODEL_ERROR = load_model(MODEL_ID)
 if MODEL is not None:
     SAMPLING_RATE = FEATURE_EXTRACTOR.sampling_rate
-    # The training script stores the dev-set EER threshold (a bona fide log-odds) in the config.
-    decision_threshold = getattr(MODEL.config, "decision_threshold", None)
-    THRESHOLD = 0.0 if decision_threshold is None else float(decision_threshold)
-    THRESHOLD_SOURCE = (
-        "even odds: the model's config has no `decision_threshold`"
-        if decision_threshold is None
-        else "the model's dev-set EER threshold"
-    )
-    # Window positions come from the model's own code, whether it was loaded from the package or as remote code.
-    window_starts = sys.modules[type(MODEL).__module__].sonar_window_starts
+    # The verdict, its probability and the window positions come from the model's own code (package or remote code),
+    # so that the page says what `pipeline(...)` and `evaluate_sonar.py` say.
+    MODEL_CODE = sys.modules[type(MODEL).__module__]
+    DISPLAY_NAMES = MODEL_CODE.SONAR_VERDICT_NAMES
 
 
 def load_audio(path: str) -> np.ndarray:
@@ -130,31 +125,34 @@ def detect(path: str | None) -> dict:
         raise gr.Error(f"Cannot score this clip: {error}") from error
     output = MODEL(**inputs)
 
-    bonafide_id, spoof_id = MODEL.config.label2id["bonafide"], MODEL.config.label2id["spoof"]
+    config = MODEL.config
     score = output.scores[0].item()
-    # Log-odds shifted by the threshold, so that 50 % is the decision boundary and the label agrees with the verdict.
-    p_bonafide = torch.sigmoid(torch.tensor(score - THRESHOLD)).item()
+    verdict = MODEL_CODE.sonar_verdict(score, config)
     window_logits = output.window_logits[0][output.window_mask[0]]
-    window_scores = window_logits[:, bonafide_id] - window_logits[:, spoof_id]
-    window_length_s = MODEL.config.max_length / SAMPLING_RATE
-    starts = window_starts(len(waveform), MODEL.config.max_length, MODEL.config.window_hop_length)
-    verdict = "bonafide" if score >= THRESHOLD else "spoof"
+    window_scores = window_logits[:, config.bonafide_id] - window_logits[:, config.spoof_id]
+    window_length_s = config.max_length / SAMPLING_RATE
+    starts = MODEL_CODE.sonar_window_starts(len(waveform), config.max_length, config.window_hop_length)
     return {
-        "verdict": verdict,
-        "verdict_text": DISPLAY_NAMES[verdict],
-        "probabilities": {DISPLAY_NAMES["bonafide"]: p_bonafide, DISPLAY_NAMES["spoof"]: 1 - p_bonafide},
+        "verdict": verdict["label"],
+        "verdict_text": verdict["text"],
+        "spoof_probability": verdict["spoof_probability"],
+        "probabilities": {
+            DISPLAY_NAMES["bonafide"]: verdict["bonafide_probability"],
+            DISPLAY_NAMES["spoof"]: verdict["spoof_probability"],
+        },
         "score": score,
-        "threshold": THRESHOLD,
-        "threshold_source": THRESHOLD_SOURCE,
+        "threshold": config.decision_threshold,
+        "calibration_scale": config.calibration_scale,
+        "smoke_test": config.smoke_test,
         "js_divergence": output.js_divergence[0].item() if output.js_divergence is not None else None,
         "duration_s": len(waveform) / SAMPLING_RATE,
         "windows": [
             {
                 "start_s": start / SAMPLING_RATE,
                 "end_s": min(start / SAMPLING_RATE + window_length_s, len(waveform) / SAMPLING_RATE),
-                "spoof_probability": torch.sigmoid(THRESHOLD - window_score).item(),
+                "spoof_probability": MODEL_CODE.sonar_verdict(window_score, config)["spoof_probability"],
             }
-            for start, window_score in zip(starts, window_scores)
+            for start, window_score in zip(starts, window_scores.tolist())
         ],
     }
 
@@ -197,11 +195,18 @@ def timeline_figure(windows: list[dict]) -> Figure:
 def describe(report: dict) -> str:
     """The verdict and the evidence behind it, in words."""
     relation = "at or above" if report["verdict"] == "bonafide" else "below"
-    text = (
-        f"### {report['verdict_text'].capitalize()}\n"
+    text = f"### {report['verdict_text'][0].upper()}{report['verdict_text'][1:]}\n"
+    if report["smoke_test"]:
+        text += (
+            "**Smoke test, not a detector:** this model was trained on the demo corpus to check that the code runs "
+            "end to end. Its verdicts are close to chance.\n\n"
+        )
+    text += (
         f"Score **{report['score']:+.4f}** (bona fide log-odds: higher means more genuine) is {relation} the "
-        f"threshold **{report['threshold']:+.4f}** ({report['threshold_source']}), so the clip is judged "
-        f"**{report['verdict_text']}**."
+        f"model's decision threshold **{report['threshold']:+.4f}** (`decision_threshold`, set by training at the "
+        f"development split's equal error rate), so the clip is judged **{DISPLAY_NAMES[report['verdict']]}**. "
+        f"Probability of spoof: sigmoid({report['calibration_scale']:.4g} x (threshold - score)) = "
+        f"**{100 * report['spoof_probability']:.1f}%** (the scale is fitted on the development split)."
     )
     if report["js_divergence"] is not None:
         text += (
@@ -251,6 +256,11 @@ with gr.Blocks(title="SONAR deepfake speech detector") as demo:
         "well the two agree: generated speech tends to get the high band wrong.\n\n"
         f"Model: `{shown_name(MODEL_ID)}`. Clips up to {MAX_DURATION_S / 60:g} minutes and {MAX_FILE_MB:g} MB."
     )
+    if MODEL is not None and MODEL.config.smoke_test:
+        gr.Markdown(
+            "**This model is a smoke test, not a detector:** it was trained on the embedded demo corpus, which is "
+            "too small to learn from. Set `SONAR_MODEL` to a model trained on ASVspoof for real verdicts."
+        )
     if MODEL_ERROR:
         gr.Markdown(f"**No model loaded.** {MODEL_ERROR}")
     with gr.Row():

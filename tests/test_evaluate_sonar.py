@@ -16,6 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import evaluate_sonar  # noqa: E402
+from modeling_sonar import SonarConfig  # noqa: E402
+from modeling_sonar.metrics import brier_score, compute_eer, expected_calibration_error  # noqa: E402
+from modeling_sonar.modeling_sonar import sonar_verdict  # noqa: E402
 
 
 LABELS = [0, 0, 0, 1, 1, 1]
@@ -232,7 +235,9 @@ def tiny_model_and_dataset(tmp_path_factory):
     import modeling_sonar
 
     folder = tmp_path_factory.mktemp("evaluate_sonar")
-    config = modeling_sonar.SonarConfig.from_preset("tiny", max_length=4000, window_hop_length=2000)
+    config = modeling_sonar.SonarConfig.from_preset(
+        "tiny", max_length=4000, window_hop_length=2000, decision_threshold=0.2, calibration_scale=1.5
+    )
     modeling_sonar.SonarForAudioClassification(config).save_pretrained(folder / "model")
     return folder / "model", make_dataset(folder)
 
@@ -258,8 +263,28 @@ def test_end_to_end_and_resume(tiny_model_and_dataset, tmp_path):
     scores = dict(line.split() for line in lines)
     assert len(lines) == 6 and sorted(scores) == UTT_IDS and len(set(scores.values())) == 6
     summary = json.loads((output_dir / "summary.json").read_text())
-    assert 0 <= summary["eer"] <= 100
+    values = np.array([float(scores[utt_id]) for utt_id in UTT_IDS])
+    is_bonafide = np.array(LABELS) == 0
+    eer, threshold = compute_eer(values[is_bonafide], values[~is_bonafide])
+    assert (summary["eer"], summary["eer_threshold"]) == (pytest.approx(100 * eer), pytest.approx(threshold))
     assert (summary["num_bonafide"], summary["num_spoof"]) == (3, 3)
+    # each utterance's verdict is `sonar_verdict` of its score, as the pipeline and the Space give it
+    config = SonarConfig.from_pretrained(model_dir)
+    verdict_lines = (output_dir / "verdicts.tsv").read_text().splitlines()
+    assert verdict_lines[0] == "utt_id\tscore\tlabel\tspoof_probability"
+    probabilities = []
+    for line, utt_id, score in zip(verdict_lines[1:], UTT_IDS, values):
+        verdict = sonar_verdict(score, config)
+        written_id, written_score, label, probability = line.split("\t")
+        assert (written_id, written_score, label) == (utt_id, scores[utt_id], verdict["label"])
+        assert float(probability) == pytest.approx(verdict["spoof_probability"], rel=1e-8)
+        probabilities.append(verdict["spoof_probability"])
+    assert summary["calibration"] == {
+        "decision_threshold": 0.2,
+        "calibration_scale": 1.5,
+        "ece": pytest.approx(expected_calibration_error(probabilities, ~is_bonafide)),
+        "brier": pytest.approx(brier_score(probabilities, ~is_bonafide)),
+    }
     assert sorted(summary["eer_by_system"]) == ["A01", "A02"]
     assert summary["tdcf_variant"] == "2019" and 0 <= summary["min_tdcf"] <= 1  # auto: ASVspoof 2019 LA ids
     assert (summary["model"], summary["dataset"], summary["split"]) == ("model", "dataset", "eval")  # no local path

@@ -59,3 +59,13 @@ def test_save_and_load(tmp_path, extractor):
     extractor.save_pretrained(tmp_path)
     loaded = SonarFeatureExtractor.from_pretrained(tmp_path)
     assert loaded.do_normalize is False and loaded.sampling_rate == 16000 and loaded.min_duration_s == 0.1
+
+
+def test_channels_last_stereo_is_named_not_called_too_short(extractor):
+    stereo = make_speechlike(1.0, channels=2)  # (16000, 2)
+    with pytest.raises(ValueError, match=r"shape \(16000, 2\) looks like channels-last audio") as error:
+        extractor(stereo, sampling_rate=16000)
+    assert "too short" not in str(error.value)
+    # (2, samples) stays what transformers means by a 2-D array: a batch of two recordings
+    batch = extractor(np.ascontiguousarray(stereo.T), sampling_rate=16000, return_tensors="np")
+    assert batch["input_values"].shape == (2, 16000)

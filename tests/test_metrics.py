@@ -279,3 +279,49 @@ def test_evaluate_metric_loads_offline_and_agrees(relative, monkeypatch):
     assert metric.compute(predictions=scores, references=labels, pos_label=1)["eer"] == eer_swapped
     constant = {"predictions": [1.0] * 5, "references": [0, 0, 0, 1, 1]}
     assert metric.compute(**constant)["eer"] == 1.0 and metric.compute(**constant, merge_ties=True)["eer"] == 0.5
+
+
+class TestCalibration:
+    """`fit_calibration_scale`, `expected_calibration_error` and `brier_score`: the verdict's spoof probability."""
+
+    def test_recovers_the_scale_of_logistic_data(self):
+        from modeling_sonar.metrics import fit_calibration_scale
+
+        rng = np.random.default_rng(0)
+        scores = rng.normal(0.0, 3.0, 20000)
+        is_spoof = rng.random(scores.size) < 1 / (1 + np.exp(-2.0 * (0.5 - scores)))  # true scale 2, threshold 0.5
+        assert fit_calibration_scale(scores, ~is_spoof, 0.5) == pytest.approx(2.0, rel=0.05)
+
+    def test_is_the_likelihood_maximum(self):
+        from modeling_sonar.metrics import fit_calibration_scale
+
+        rng = np.random.default_rng(1)
+        scores, is_bonafide = rng.normal(0.0, 2.0, 300), rng.random(300) < 0.5
+        scores[is_bonafide] += 1.5
+        scale = fit_calibration_scale(scores, is_bonafide, 0.7)
+        num_bonafide, num_spoof = is_bonafide.sum(), (~is_bonafide).sum()
+        target = np.where(is_bonafide, 1 / (num_bonafide + 2), (num_spoof + 1) / (num_spoof + 2))  # Platt's
+
+        def nll(a):
+            margin = a * (0.7 - scores)
+            return np.sum(np.logaddexp(0, margin) - target * margin)
+
+        assert nll(scale) <= min(nll(scale * 0.99), nll(scale * 1.01))
+
+    def test_separated_classes_give_a_finite_scale_and_reversed_ones_zero(self):
+        from modeling_sonar.metrics import fit_calibration_scale
+
+        scores, is_bonafide = [2.0, 3.0, -1.0, -2.0], [True, True, False, False]
+        assert 0 < fit_calibration_scale(scores, is_bonafide, 0.0) < 10
+        assert fit_calibration_scale(scores, [not b for b in is_bonafide], 0.0) == 0.0
+        with pytest.raises(ValueError, match="both classes"):
+            fit_calibration_scale(scores, [True] * 4, 0.0)
+
+    def test_ece_and_brier_by_hand(self):
+        from modeling_sonar.metrics import brier_score, expected_calibration_error
+
+        probabilities, is_spoof = [0.05, 0.05, 0.95, 0.95], [False, True, True, True]
+        # bin 0: mean p 0.05 vs 1/2 spoof; bin 9: 0.95 vs 1: (2 x 0.45 + 2 x 0.05) / 4
+        assert expected_calibration_error(probabilities, is_spoof) == pytest.approx(0.25)
+        assert brier_score(probabilities, is_spoof) == pytest.approx((0.05**2 + 0.95**2 + 2 * 0.05**2) / 4)
+        assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0 and brier_score([0.5], [True]) == 0.25

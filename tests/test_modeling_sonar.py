@@ -1,4 +1,8 @@
-"""SonarModel and SonarForAudioClassification: shapes, the filter constraint, the JS loss, training, long audio."""
+"""SonarModel and SonarForAudioClassification: shapes, the filter constraint, the noise path, the fusion, the JS loss,
+training, long audio and the verdict."""
+
+import copy
+import math
 
 import pytest
 import torch
@@ -6,7 +10,13 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from conftest import make_speechlike
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, SonarModel
-from modeling_sonar.modeling_sonar import sonar_js_divergence, sonar_js_loss, sonar_windows
+from modeling_sonar.modeling_sonar import (
+    SonarCrossAttentionFusion,
+    sonar_js_divergence,
+    sonar_js_loss,
+    sonar_verdict,
+    sonar_windows,
+)
 
 
 WINDOW = 8000  # 0.5 s windows keep the tiny model fast on CPU
@@ -42,15 +52,19 @@ def calibrated(model: SonarForAudioClassification, inputs: torch.Tensor) -> Sona
 @pytest.mark.parametrize("noise_branch", [True, False])
 def test_output_shapes(head, noise_branch):
     model = SonarForAudioClassification(tiny_config(head=head, noise_branch=noise_branch)).eval()
-    out = model(clips(3), labels=torch.tensor([0, 1, 1]), output_embeddings=True)
+    labels = torch.tensor([0, 1, 1])
+    out = model(clips(3), labels=labels, output_embeddings=True)
     assert out.logits.shape == (3, 2) and out.scores.shape == (3,)
     torch.testing.assert_close(out.scores, out.logits[:, 0] - out.logits[:, 1])
     assert out.window_logits.shape == (3, 1, 2) and out.window_mask.all()
     assert out.content_embeddings.shape == (3, 16)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    weight = torch.tensor(model.config.class_weights) if model.config.class_weights else None
+    torch.testing.assert_close(out.ce_loss, torch.nn.functional.cross_entropy(out.logits, labels, weight=weight))
     if noise_branch:
         assert out.js_divergence.shape == (3,) and out.noise_embeddings.shape == (3, 16)
         torch.testing.assert_close(out.loss, out.ce_loss + model.config.lambda_js * out.js_loss)
+        torch.testing.assert_close(out.js_loss, sonar_js_loss(out.js_divergence, labels == 0))  # bona fide is 0
     else:
         assert out.js_divergence is None and out.js_loss is None
         torch.testing.assert_close(out.loss, out.ce_loss)
@@ -87,8 +101,52 @@ def test_projection_constraint_holds_at_init_and_after_optimizer_steps():
     assert_bayar(bank.filters.detach(), bank.centre)
     before = bank.filters.detach().clone()
     train_steps(model)
-    assert not torch.equal(before, bank.filters.detach()), "the filters should learn"
+    # more than the rounding of a repeated projection: the filters learn from the loss
+    assert (before - bank.filters.detach()).abs().max() > 1e-3, "the filters should learn"
     assert_bayar(bank.filters.detach(), bank.centre)
+
+
+def test_every_part_of_the_noise_path_gets_a_gradient():
+    model = SonarForAudioClassification(tiny_config())
+    model(clips(4), labels=torch.tensor([0, 1, 0, 1])).loss.backward()
+    sonar = model.sonar
+    parts = {
+        "filter taps": sonar.filter_bank.filters,
+        "filter mix": sonar.filter_bank.mix,
+        "noise encoder": next(p for p in sonar.noise_encoder.parameters() if p.requires_grad),
+        "fusion attention": sonar.fusion.attention.in_proj_weight,
+        "fusion projection": sonar.fusion.projection.weight,
+    }
+    for name, parameter in parts.items():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, f"no gradient reaches the {name}"
+
+
+def test_noise_encoder_reads_the_filter_bank_residual():
+    model = SonarModel(tiny_config()).eval()
+    inputs = clips(2)
+    with torch.no_grad():
+        out = model(inputs)
+        residual = model.filter_bank(inputs)
+        torch.testing.assert_close(out.noise_waveform, residual)
+        torch.testing.assert_close(out.noise_hidden_states, model.noise_encoder(residual).last_hidden_state)
+        raw_view = model.noise_encoder(inputs).last_hidden_state
+        assert (out.noise_hidden_states - raw_view).abs().max() > 1e-3, "the noise encoder must not see the raw wave"
+        # every filter sums to 0, so the residual of a constant signal is 0 away from the zero-padded edges
+        flat = model.filter_bank(torch.full((1, 400), 0.3))
+        torch.testing.assert_close(flat[:, 2:-2], torch.zeros(1, 396), atol=1e-5, rtol=0)
+
+
+def test_fusion_attends_both_ways_with_one_attention():
+    """A1 = MHA(q=content, k=v=noise), A2 = MHA(q=noise, k=v=content), one module; Linear(2D -> D) on [A1, A2]."""
+    torch.manual_seed(0)
+    fusion = SonarCrossAttentionFusion(tiny_config()).eval()
+    content, noise = torch.randn(2, 7, 16), torch.randn(2, 7, 16)
+    with torch.no_grad():
+        content_to_noise = fusion.attention(content, noise, noise)[0]
+        noise_to_content = fusion.attention(noise, content, content)[0]
+        expected = fusion.projection(torch.cat([content_to_noise, noise_to_content], dim=-1))
+        torch.testing.assert_close(fusion(content, noise), expected)
+        assert (content_to_noise - noise_to_content).abs().max() > 1e-3  # the two directions differ
 
 
 def test_forward_constraint_applies_the_released_codes_transform():
@@ -220,12 +278,19 @@ def test_shared_encoders_run_both_views_as_one_batch():
     train_steps(shared, steps=1)
 
 
-def test_gradient_checkpointing_trains():
+def test_gradient_checkpointing_gives_the_same_gradients():
     model = SonarForAudioClassification(tiny_config())
-    model.activation_checkpointing_enable()
-    assert model.sonar.content_encoder.encoder.gradient_checkpointing
-    train_steps(model, steps=1)
-    assert model.sonar.filter_bank.filters.grad is None  # zeroed after the step, so it was set
+    checkpointed = copy.deepcopy(model)
+    checkpointed.activation_checkpointing_enable()
+    assert checkpointed.sonar.content_encoder.encoder.gradient_checkpointing
+    inputs, labels = clips(2), torch.tensor([0, 1])
+    for m in (model, checkpointed):
+        torch.manual_seed(0)  # the same dropout masks in both
+        m(inputs, labels=labels).loss.backward()
+    for (name, expected), actual in zip(model.named_parameters(), checkpointed.parameters()):
+        if expected.grad is not None:
+            torch.testing.assert_close(actual.grad, expected.grad, atol=1e-6, rtol=1e-4, msg=name)
+    assert model.sonar.filter_bank.filters.grad.abs().sum() > 0
 
 
 def test_from_encoder_pretrained_clones_one_checkpoint_into_both_encoders(tmp_path):
@@ -247,3 +312,42 @@ def test_forward_rejects_wrong_shape():
     model = SonarForAudioClassification(tiny_config())
     with pytest.raises(ValueError, match=r"\(batch_size, samples\)"):
         model(torch.zeros(2, 1, WINDOW))
+
+
+def test_verdict_is_the_calibrated_probability_around_the_threshold():
+    config = tiny_config(decision_threshold=1.5, calibration_scale=2.0)
+    at_threshold = sonar_verdict(1.5, config)
+    assert at_threshold["spoof_probability"] == 0.5 and at_threshold["label"] == "bonafide"
+    below = sonar_verdict(1.0, config)
+    assert below["label"] == "spoof" and below["spoof_probability"] == pytest.approx(1 / (1 + math.exp(-1.0)))
+    above = sonar_verdict(2.5, config)
+    assert above["label"] == "bonafide" and above["spoof_probability"] == pytest.approx(1 / (1 + math.exp(2.0)))
+    assert above["bonafide_probability"] == 1 - above["spoof_probability"]
+    assert above["text"] == "bona fide (real), probability 88.1%"
+    assert below["text"] == "spoof (generated), probability 73.1%"
+    # a score of 0 is bona fide under the argmax (the default threshold), spoof under this model's threshold
+    assert sonar_verdict(0.0, tiny_config())["label"] == "bonafide" and sonar_verdict(0.0, config)["label"] == "spoof"
+    assert (
+        sonar_verdict(-1e4, config)["spoof_probability"] == 1.0
+        and sonar_verdict(1e4, config)["spoof_probability"] == 0.0
+    )
+    assert sonar_verdict(-3.0, tiny_config(calibration_scale=0.0))["spoof_probability"] == 0.5
+    assert "smoke-test model" in sonar_verdict(0.0, tiny_config(smoke_test=True))["text"]
+    assert "smoke-test" not in below["text"]
+
+
+def test_default_decision_is_the_softmax_argmax():
+    model = calibrated(SonarForAudioClassification(tiny_config()), clips(4, seed=10))
+    with torch.no_grad():
+        out = model(clips(3, seed=20))
+    for score, logits in zip(out.scores.tolist(), out.logits):
+        verdict = sonar_verdict(score, model.config)
+        softmax = logits.softmax(-1)
+        assert verdict["spoof_probability"] == pytest.approx(softmax[1].item(), abs=1e-6)
+        assert verdict["label"] == model.config.id2label[int(softmax.argmax())]
+
+
+@pytest.mark.parametrize("name, value", [("decision_threshold", float("nan")), ("calibration_scale", -1.0)])
+def test_config_refuses_a_bad_decision(name, value):
+    with pytest.raises(ValueError, match=name):
+        tiny_config(**{name: value})

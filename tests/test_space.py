@@ -1,6 +1,7 @@
 """The Space (`space/app.py`) on 127.0.0.1 with a tiny random model, called through gradio_client and Chromium."""
 
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -15,9 +16,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from modeling_sonar.data import decode_audio
+from modeling_sonar.modeling_sonar import sonar_verdict
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-THRESHOLD = 0.25  # written into the tiny model's config, as the training script writes the dev-EER threshold
+# written into the tiny model's config, as the training script writes the dev split's decision
+THRESHOLD, SCALE = 0.25, 1.7
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 pytestmark = pytest.mark.timeout(300)
@@ -42,11 +46,12 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    """A tiny random SONAR saved as the training script saves it: weights, code, feature extractor, threshold."""
+    """A tiny random SONAR saved as the training script saves it from the demo corpus: weights, code, feature
+    extractor, the dev split's threshold and calibration scale, marked a smoke test."""
     path = tmp_path_factory.mktemp("space_model")
     torch.manual_seed(0)
-    model = SonarForAudioClassification(SonarConfig.from_preset("tiny"))
-    model.config.decision_threshold = THRESHOLD
+    config = SonarConfig.from_preset("tiny", decision_threshold=THRESHOLD, calibration_scale=SCALE, smoke_test=True)
+    model = SonarForAudioClassification(config)
     model.save_pretrained(path)
     SonarFeatureExtractor().save_pretrained(path)
     return path
@@ -88,7 +93,7 @@ def expected(model_dir, clips) -> dict[str, dict]:
             output = model(**feature_extractor(waveform, sampling_rate=16000, return_tensors="pt"))
         score = output.scores[0].item()
         references[name] = {
-            "verdict": "bonafide" if score >= model.config.decision_threshold else "spoof",
+            **sonar_verdict(score, model.config),
             "score": score,
             "js_divergence": output.js_divergence[0].item(),
             "num_windows": int(output.window_mask[0].sum()),
@@ -157,17 +162,19 @@ def predict(client, path: Path) -> dict:
 
 
 def assert_matches(report: dict, reference: dict) -> None:
-    assert report["verdict"] == reference["verdict"]
-    assert report["verdict_text"] == {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}[report["verdict"]]
-    assert report["threshold"] == THRESHOLD
-    assert report["threshold_source"] == "the model's dev-set EER threshold"
+    """The Space says what `sonar_verdict` says of the model's own score."""
+    assert report["verdict"] == reference["label"]
+    assert report["verdict_text"] == reference["text"] and "smoke-test model" in report["verdict_text"]
+    assert (report["threshold"], report["calibration_scale"], report["smoke_test"]) == (THRESHOLD, SCALE, True)
     assert report["score"] == pytest.approx(reference["score"], abs=1e-5)
+    assert report["spoof_probability"] == pytest.approx(reference["spoof_probability"], abs=1e-5)
+    assert report["probabilities"] == {
+        "bona fide (real)": pytest.approx(reference["bonafide_probability"], abs=1e-5),
+        "spoof (generated)": pytest.approx(reference["spoof_probability"], abs=1e-5),
+    }
     assert report["js_divergence"] == pytest.approx(reference["js_divergence"], abs=1e-4)
     assert report["duration_s"] == pytest.approx(reference["duration_s"], abs=1e-3)
     assert len(report["windows"]) == reference["num_windows"]
-    assert sum(report["probabilities"].values()) == pytest.approx(1.0)
-    top_label = max(report["probabilities"], key=report["probabilities"].get)
-    assert top_label == report["verdict_text"]
 
 
 def test_api_lists_predict(client):
@@ -216,6 +223,54 @@ def test_twenty_concurrent_requests(client, clips, expected):
         assert_matches(report, expected[name])
 
 
+def test_pipeline_space_and_evaluation_agree(client, model_dir, tmp_path):
+    """One file, three ways in: `pipeline(...)` in a fresh process with remote code, the Space's `/predict`, and
+    `evaluate_sonar.py`. One label, one probability, one score."""
+    clip, other = tmp_path / "clip.wav", tmp_path / "other.wav"
+    speech = decode_audio(str(EXAMPLES / "real_speech.flac"))
+    sf.write(clip, speech[: 3 * 16000], 16000, subtype="PCM_16")  # shorter than a window: scored alike by all three
+    sf.write(other, decode_audio(str(EXAMPLES / "real_then_generated.flac"))[-3 * 16000 :], 16000, subtype="PCM_16")
+
+    space = predict(client, clip)
+
+    code = f"""
+import json, sys
+from transformers import pipeline
+detector = pipeline("audio-classification", model={str(model_dir)!r}, trust_remote_code=True)
+result = detector({str(clip)!r}, return_timeline=True)
+result = {{key: result[key] for key in ("label", "spoof_probability", "score", "verdict")}}
+print(json.dumps({{**result, "package": "modeling_sonar" in sys.modules}}))
+"""
+    env = {**os.environ, **OFFLINE_ENV, "HF_MODULES_CACHE": str(tmp_path / "hf_modules")}
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    piped = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert piped["package"] is False
+
+    features = Features({"audio": Audio(sampling_rate=16000), "label": ClassLabel(names=["bonafide", "spoof"])})
+    features["utt_id"] = Value("string")
+    rows = {"audio": [str(clip), str(other)], "label": [0, 1], "utt_id": ["clip", "other"]}
+    DatasetDict({"eval": Dataset.from_dict(rows, features=features)}).save_to_disk(tmp_path / "dataset")
+    command = [sys.executable, "evaluate_sonar.py", "--model", str(model_dir), "--dataset", str(tmp_path / "dataset")]
+    ran = subprocess.run(
+        command + ["--output_dir", str(tmp_path / "eval")], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    lines = (tmp_path / "eval" / "verdicts.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["utt_id", "score", "label", "spoof_probability"]
+    evaluated = {line.split("\t")[0]: line.split("\t")[1:] for line in lines[1:]}["clip"]
+    scores_txt = dict(line.split() for line in (tmp_path / "eval" / "scores.txt").read_text().splitlines())
+
+    print(f"pipeline: {piped}\nspace: {space['verdict']} {space['spoof_probability']} {space['score']}\n"
+          f"evaluate_sonar.py: {evaluated}")  # fmt: skip
+    assert piped["label"] == space["verdict"] == evaluated[1]
+    assert piped["verdict"] == space["verdict_text"]
+    assert piped["spoof_probability"] == pytest.approx(space["spoof_probability"], abs=1e-5)
+    assert piped["spoof_probability"] == pytest.approx(float(evaluated[2]), abs=1e-5)
+    assert piped["score"] == pytest.approx(space["score"], abs=1e-5)
+    assert piped["score"] == pytest.approx(float(evaluated[0]), abs=1e-5) and evaluated[0] == scores_txt["clip"]
+
+
 def import_app(monkeypatch, model: Path, name: str):
     """`space/app.py` imported in this process (not launched) with `SONAR_MODEL=model`."""
     monkeypatch.setenv("SONAR_MODEL", str(model))
@@ -251,11 +306,12 @@ def test_baseline_model_with_short_windows_and_no_threshold(tmp_path, monkeypatc
 
     clip = str(EXAMPLES / "real_then_generated.flac")  # 5 s in 2 s windows every 1 s
     report = app.detect(clip)
-    assert report["threshold"] == 0.0 and report["threshold_source"].startswith("even odds")
+    assert (report["threshold"], report["calibration_scale"], report["smoke_test"]) == (0.0, 1.0, False)
     assert report["js_divergence"] is None
     assert [window["start_s"] for window in report["windows"]] == [0.0, 1.0, 2.0, 3.0]
     probabilities, words, timeline, spectrogram, noise_spectrogram, noise_audio = app.explain(clip, report)
     assert probabilities == report["probabilities"] and "threshold" in words and "Jensen-Shannon" not in words
+    assert "Smoke test" not in words and "smoke-test" not in report["verdict_text"]
     assert timeline.visible and spectrogram is not None
     assert not noise_spectrogram.visible and not noise_audio.visible
 
@@ -282,6 +338,7 @@ def test_page_in_chromium(server, clips, expected, tmp_path):
             page.locator("input[type=file]").first.set_input_files(str(clips["long"]))  # the upload runs detection
             sync_api.expect(page.locator("#verdict")).to_contain_text(verdict_text, timeout=90_000)
             sync_api.expect(page.locator("#verdict")).to_contain_text(f"threshold {THRESHOLD:+.4f}")
+            sync_api.expect(page.locator("#verdict")).to_contain_text("Smoke test, not a detector")
             sync_api.expect(page.locator("#timeline")).to_be_visible()  # 5 s: more than one window
             page.wait_for_timeout(1000)  # let the plots finish drawing
             page.screenshot(path=str(screenshot), full_page=True)
@@ -294,3 +351,16 @@ def test_page_in_chromium(server, clips, expected, tmp_path):
             context.close()
     print(f"screenshot: {screenshot}")
     assert screenshot.stat().st_size > 50_000
+
+
+def test_a_smoke_test_model_says_so_beside_the_verdict(model_dir, monkeypatch):
+    import gradio as gr
+
+    app = import_app(monkeypatch, model_dir, "space_app_smoke_test")
+    page_text = " ".join(str(block.value) for block in app.demo.blocks.values() if isinstance(block, gr.Markdown))
+    assert "This model is a smoke test, not a detector" in page_text
+    clip = str(EXAMPLES / "real_speech.flac")
+    report = app.detect(clip)
+    words = app.explain(clip, report)[1]
+    assert words.startswith(f"### {report['verdict_text'][0].upper()}") and "smoke-test model" in words
+    assert "Smoke test, not a detector" in words

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -97,10 +98,16 @@ def test_two_processes_on_cpu(tiny_dataset, tmp_path):
 
     model = SonarForAudioClassification.from_pretrained(output_dir / "model")
     assert model.config.decision_threshold == state["best_threshold"]
+    assert model.config.calibration_scale == state["best_calibration"]["calibration_scale"]
+    assert model.config.smoke_test is False  # the synthetic corpus is not the demo corpus
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md", "training_curves.png"} <= {
         path.name for path in (output_dir / "model").iterdir()
     }
-    assert json.loads((output_dir / "eval_results" / "summary.json").read_text())["num_bonafide"] == 4
+    summary = json.loads((output_dir / "eval_results" / "summary.json").read_text())
+    assert summary["num_bonafide"] == 4
+    assert summary["dev_calibration"] == state["best_calibration"]
+    assert set(summary["calibration"]) == {"decision_threshold", "calibration_scale", "ece", "brier"}
+    assert len((output_dir / "eval_results" / "verdicts.tsv").read_text().splitlines()) == 1 + 8
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +124,55 @@ def test_checkpoints_rotate_and_model_folder(uninterrupted):
     assert [entry["step"] for entry in state["log_history"] if "dev_eer" in entry] == [4, 8, 12]
     card = (uninterrupted / "model" / "README.md").read_text()
     assert "model-index" in card and "decision_threshold" in card and "2511.21325" in card
+    assert "## Score, threshold, probability" in card and "Smoke test" not in card
+
+
+def test_decision_is_fitted_on_the_dev_split(uninterrupted, tiny_dataset):
+    """The saved threshold is the dev EER threshold of the saved model, and the saved scale is the calibration fit of
+    its dev scores at that threshold, whose ECE and Brier score the run reports."""
+    from evaluate_sonar import calibration_summary, get_dataloader, iter_scores
+    from modeling_sonar import SonarForAudioClassification
+    from modeling_sonar.data import load_sonar_dataset
+    from modeling_sonar.metrics import compute_eer, fit_calibration_scale
+    from modeling_sonar.modeling_sonar import sonar_verdict
+
+    model = SonarForAudioClassification.from_pretrained(uninterrupted / "model")
+    dev = load_sonar_dataset(str(tiny_dataset), "dev")
+    batches = list(iter_scores(model, get_dataloader(dev, model.config.max_length, 4)))
+    scores = torch.cat([batch[1] for batch in batches]).numpy()
+    is_bonafide = torch.cat([batch[2] for batch in batches]).numpy() == 0
+    state = trainer_state(uninterrupted)
+    assert compute_eer(scores[is_bonafide], scores[~is_bonafide]) == pytest.approx(
+        (state["best_eer"] / 100, model.config.decision_threshold), abs=1e-5
+    )
+    scale = fit_calibration_scale(scores, is_bonafide, model.config.decision_threshold)
+    assert model.config.calibration_scale == pytest.approx(scale, rel=1e-4)
+    probabilities = [sonar_verdict(score, model.config)["spoof_probability"] for score in scores]
+    expected = calibration_summary(np.array(probabilities), is_bonafide, model.config)
+    assert state["best_calibration"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_demo_corpus_is_recognised_and_its_model_marked_a_smoke_test(tmp_path):
+    from datasets import Dataset
+
+    from modeling_sonar import SonarConfig
+    from modeling_sonar.model_card import render_model_card
+    from modeling_sonar.modeling_sonar import sonar_verdict
+    from train_sonar import build_model, is_demo_corpus, parse_args
+
+    demo = Dataset.from_dict({"speaker": ["DEMO_CB", "DEMO_HL", "DEMO_R1"], "label": [0, 1, 1]})
+    assert is_demo_corpus(demo)
+    assert not is_demo_corpus(Dataset.from_dict({"speaker": ["DEMO_CB", "LA_0079"], "label": [0, 1]}))
+    assert not is_demo_corpus(Dataset.from_dict({"label": [0, 1]}))
+    model_args, data_args, _ = parse_args(["--preset", "tiny"])
+    assert build_model(model_args, data_args, demo).config.smoke_test is True
+    summary = {"recipe": {"dataset": "demo_dataset"}, "dev": {"eer": 40.0, "threshold": 0.1, "step": 5}}
+    config = SonarConfig.from_preset("tiny", decision_threshold=1.2, calibration_scale=2.0, smoke_test=True)
+    card = str(render_model_card(config, summary, "sonar-demo"))
+    assert "Smoke test, not a detector" in card and "smoke-test" in card
+    # the card's example verdicts are sonar_verdict's: at the threshold, p = 0.5 and the label bona fide
+    verdict = sonar_verdict(1.2, config)
+    assert f"| +1.2000 | {verdict['text']} | 0.5000 |" in card and verdict["label"] == "bonafide"
 
 
 def test_filter_constraint_holds_after_training(uninterrupted):
@@ -151,7 +207,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(tiny_dataset, uninterrupte
         for key in expected:
             torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
     expected_state, resumed_state = trainer_state(uninterrupted), trainer_state(output_dir)
-    for key in ("global_step", "best_step", "best_eer", "best_threshold"):
+    for key in ("global_step", "best_step", "best_eer", "best_threshold", "best_calibration"):
         assert resumed_state[key] == pytest.approx(expected_state[key]), key
 
 
