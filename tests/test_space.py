@@ -322,7 +322,7 @@ def test_page_in_chromium(server, clips, expected, tmp_path):
         pytest.skip(f"{CHROMIUM} is missing; install Debian's chromium (scripts/setup.sh --dev)")
     sync_api = pytest.importorskip("playwright.sync_api")
 
-    verdict_text = {"bonafide": "Bona fide (real)", "spoof": "Spoof (generated)"}[expected["long"]["verdict"]]
+    verdict_text = {"bonafide": "Bona fide (real)", "spoof": "Spoof (generated)"}[expected["long"]["label"]]
     screenshot = tmp_path / "space.png"
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
