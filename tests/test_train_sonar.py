@@ -27,8 +27,9 @@ def _run_env() -> dict:
 
 
 TRAIN = [sys.executable, str(REPO_ROOT / "train_sonar.py")]
-ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+# `accelerate launch --cpu --num_processes 2` starts one process on a machine without GPUs; torchrun with
+# ACCELERATE_USE_CPU gives accelerate's MULTI_CPU (gloo) with two.
+TWO_CPU_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,9 @@ def tiny_args(dataset: Path, output_dir: Path, **overrides) -> list[str]:
     return args
 
 
-def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=REPO_ROOT, env=_run_env(), capture_output=True, text=True, timeout=timeout)
+def run(command: list[str], timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    env = {**_run_env(), **env}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
@@ -92,12 +94,11 @@ def test_two_processes_on_cpu(tiny_dataset, tmp_path):
     output_dir = tmp_path / "ddp"
     # the released schedule: 8 balanced clips / (2 per process x 2 processes) = 2 steps per epoch, cosine over 2 epochs
     schedule = {"lr_scheduler_type": "cosine_per_epoch", "lr_cycle_epochs": 2}
-    run(
-        ACCELERATE
-        + ["--num_processes", "2"]
-        + TRAIN[1:]
-        + tiny_args(tiny_dataset, output_dir, max_steps=3, **schedule)
+    result = run(
+        TWO_CPU_PROCESSES + TRAIN[1:] + tiny_args(tiny_dataset, output_dir, max_steps=3, **schedule),
+        ACCELERATE_USE_CPU="true",
     )
+    assert "MULTI_CPU" in result.stderr and "Num processes: 2" in result.stderr
     state = trainer_state(output_dir)
     assert state["global_step"] == 3
     lrs = [entry["lr"] for entry in state["log_history"] if "lr" in entry]  # logged after each step, for the next
