@@ -242,12 +242,10 @@ def test_dev_split_is_augmented_alike_at_every_evaluation(tiny_dataset):
     splits = dict(load_sonar_dataset(str(tiny_dataset)))
     _, data_args, args = parse_args(["--rawboost_algo", "4", "--per_device_eval_batch_size", "3"])
 
-    def dev_batches(**changes):
-        for name, value in changes.items():
-            setattr(data_args, name, value)
-        return list(get_dataloaders(splits, data_args, args, 8000)[1])
-
-    augmented, again, clean = dev_batches(), dev_batches(), dev_batches(augment_dev=False)
+    dev_dataloader = get_dataloaders(splits, data_args, args, 8000)[1]
+    augmented, again = list(dev_dataloader), list(dev_dataloader)  # two evaluations
+    data_args.augment_dev = False
+    clean = list(get_dataloaders(splits, data_args, args, 8000)[1])
     order = [utt_id for batch in augmented for utt_id in batch["utt_id"]]
     assert order == [utt_id for batch in clean for utt_id in batch["utt_id"]] == list(splits["dev"]["utt_id"])
     for first, second, plain in zip(augmented, again, clean):
