@@ -48,6 +48,7 @@ from transformers import HfArgumentParser
 from evaluate_sonar import (
     DEFAULT_CONDITION_COLUMNS,
     SCORE_FILE,
+    ScoringCollator,
     calibration_summary,
     get_dataloader,
     score_dataloader,
@@ -57,15 +58,18 @@ from evaluate_sonar import (
     write_verdicts,
 )
 from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.data import SonarCollator, load_sonar_dataset
+from modeling_sonar.data import SPOOF_DRAWS, SonarCollator, load_sonar_dataset
 from modeling_sonar.metrics import fit_calibration_scale
 from modeling_sonar.model_card import public_name, write_model_card
 from modeling_sonar.modeling_sonar import sonar_verdict
 from modeling_sonar.training_utils import (
+    DEV_AUGMENTATION_EPOCH,
+    LR_SCHEDULES,
     TRAINING_STATE_FILE,
     SonarEpochSampler,
     SonarKeyedDataset,
     class_weights_from_priors,
+    cosine_lr_lambda,
     load_config_file,
     plot_training_curves,
     resolve_checkpoint,
@@ -135,10 +139,30 @@ class DataArguments:
         default=False, metadata={"help": "Train on a random window instead of the first (the paper: first)."}
     )
     rawboost_algo: int = field(default=4, metadata={"help": "RawBoost algorithm 0-8 (0 none; 4, the paper's: 1+2+3)."})
+    augment_full_clip: bool = field(
+        default=True,
+        metadata={
+            "help": "RawBoost on the whole clip, then cut or tile it (the released code); false cuts the window first."
+        },
+    )
+    augment_dev: bool = field(
+        default=True,
+        metadata={
+            "help": "Apply --rawboost_algo to the dev split too, one fixed draw per clip (the released code augments "
+            "its dev set); false scores clean dev clips."
+        },
+    )
     balanced_sampling: bool = field(
         default=True,
         metadata={
             "help": "Epochs of all bona fide plus as many random spoof rows (the released code); else all rows."
+        },
+    )
+    balanced_spoof_draw: str = field(
+        default="once",
+        metadata={
+            "help": "Draw the balanced epochs' spoof rows once for the whole run (the released code) or every epoch.",
+            "choices": list(SPOOF_DRAWS),
         },
     )
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers decoding and augmenting, per process."})
@@ -151,7 +175,18 @@ class SonarTrainingArguments:
     per_device_eval_batch_size: int = field(default=32, metadata={"help": "Clips per process when scoring."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW peak learning rate."})
-    min_learning_rate: float = field(default=1e-8, metadata={"help": "End of the cosine decay."})
+    min_learning_rate: float = field(default=1e-8, metadata={"help": "Bottom of the cosine (the paper: 1e-8)."})
+    lr_scheduler_type: str = field(
+        default="cosine_per_epoch",
+        metadata={
+            "help": "cosine_per_epoch: a cosine over --lr_cycle_epochs epochs, stepped each epoch (the released "
+            "code); cosine: over the whole run, stepped each optimiser step.",
+            "choices": list(LR_SCHEDULES),
+        },
+    )
+    lr_cycle_epochs: int = field(
+        default=50, metadata={"help": "Epochs from the peak to the bottom for cosine_per_epoch (the released: 50)."}
+    )
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay."})
     max_grad_norm: float | None = field(
         default=None, metadata={"help": "Clip the gradient norm to this when gradients sync (the paper: no clipping)."}
@@ -241,6 +276,7 @@ def validate_args(model_args: ModelArguments, data_args: DataArguments, args: So
         "checkpointing_steps",
         "checkpoints_total_limit",
         "early_stopping_patience",
+        "lr_cycle_epochs",
     ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1 (or None), got {getattr(args, name)!r}")
@@ -358,10 +394,15 @@ def get_dataloaders(
     splits: dict[str, Dataset], data_args: DataArguments, args: SonarTrainingArguments, max_length: int
 ) -> tuple[DataLoader, DataLoader]:
     """Training batches keyed by `(epoch, index)` so that order and augmentation replay on resume; dev batches as
-    `evaluate_sonar.py` scores them (first `max_length` samples, tiled)."""
+    `evaluate_sonar.py` scores them (first `max_length` samples, tiled), augmented with RawBoost as the released code
+    does unless `--augment_dev false`, with the same draws at every evaluation so that dev EERs compare."""
     train = splits["train"].select_columns(["audio", "label"])
-    sampler = SonarEpochSampler(train["label"][:], args.seed, data_args.balanced_sampling)
-    collator = SonarCollator(max_length, True, data_args.random_crop, data_args.rawboost_algo, args.seed)
+    sampler = SonarEpochSampler(
+        train["label"][:], args.seed, data_args.balanced_sampling, data_args.balanced_spoof_draw
+    )
+    collator = SonarCollator(
+        max_length, True, data_args.random_crop, data_args.rawboost_algo, args.seed, data_args.augment_full_clip
+    )
     train_dataloader = DataLoader(
         SonarKeyedDataset(train),
         batch_size=args.per_device_train_batch_size,
@@ -371,7 +412,21 @@ def get_dataloaders(
         # the loader's own generator, so that starting an epoch leaves the global RNG (dropout) untouched
         generator=torch.Generator().manual_seed(args.seed),
     )
-    dev_dataloader = get_dataloader(splits["dev"], max_length, args.per_device_eval_batch_size, data_args.num_workers)
+    if data_args.augment_dev and data_args.rawboost_algo:
+        dev = splits["dev"].select_columns(["audio", "label", "utt_id"])
+        dev_collator = SonarCollator(
+            max_length, True, False, data_args.rawboost_algo, args.seed, data_args.augment_full_clip
+        )
+        dev_dataloader = DataLoader(
+            SonarKeyedDataset(dev, epoch=DEV_AUGMENTATION_EPOCH),
+            batch_size=args.per_device_eval_batch_size,
+            collate_fn=ScoringCollator(dev_collator),
+            num_workers=data_args.num_workers,
+        )
+    else:
+        dev_dataloader = get_dataloader(
+            splits["dev"], max_length, args.per_device_eval_batch_size, data_args.num_workers
+        )
     return train_dataloader, dev_dataloader
 
 
@@ -521,11 +576,16 @@ def main(argv: list[str] | None = None) -> dict:
     steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     max_train_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    # the prepared scheduler steps once per process at each optimiser step
-    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max_train_steps * accelerator.num_processes, eta_min=args.min_learning_rate
+    lr_lambda = cosine_lr_lambda(
+        args.lr_scheduler_type,
+        args.learning_rate,
+        args.min_learning_rate,
+        max_train_steps,
+        steps_per_epoch,
+        args.lr_cycle_epochs,
+        accelerator.num_processes,  # the prepared scheduler steps once per process at each optimiser step
     )
-    lr_scheduler = accelerator.prepare(lr_scheduler)
+    lr_scheduler = accelerator.prepare(torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda))
 
     state = {
         "global_step": 0,

@@ -52,6 +52,8 @@ def train(name: str, noise_branch: bool, seed: int, args, dataset: Path) -> list
     """One `train_sonar.py` run; returns (step, dev EER %) at every evaluation."""
     output_dir = args.output_dir / f"{name}-seed{seed}"
     overrides = {"encoder_config": encoder_config(args.hidden_size, args.num_layers), "noise_branch": noise_branch}
+    if args.weight_init:
+        overrides["weight_init"] = args.weight_init
     command = [
         sys.executable, str(REPO_DIR / "train_sonar.py"),
         "--config", str(REPO_DIR / "configs" / "tiny_demo.yaml"), "--preset", "small",
@@ -89,6 +91,9 @@ def main() -> int:
     parser.add_argument("--hidden_size", type=int, default=64)
     parser.add_argument("--num_layers", type=int, default=2)
     parser.add_argument("--rawboost_algo", type=int, default=0, help="0 keeps the CPU budget for the models")
+    parser.add_argument(
+        "--weight_init", choices=["pytorch", "lecun_normal"], help="SonarConfig.weight_init (default: the preset's)"
+    )
     parser.add_argument("--output_dir", type=Path, default=REPO_DIR / "outputs" / "bench_convergence")
     args = parser.parse_args()
     if not (SONAR_MINI / "LA").is_dir():
@@ -99,7 +104,8 @@ def main() -> int:
         f"SONAR (small preset, 2 encoders) vs baseline (1 encoder, no filter bank, no JS) on sonar-mini; "
         f"encoder wav2vec2 hidden {args.hidden_size} x {args.num_layers} layers from scratch; {args.steps} steps, "
         f"batch {args.batch_size}, lr {args.learning_rate} cosine, crops {args.max_length} samples, balanced epochs, "
-        f"RawBoost {args.rawboost_algo}, seeds {args.seeds}; dev EER every {args.eval_steps} steps"
+        f"RawBoost {args.rawboost_algo}, init {args.weight_init or 'preset'}, seeds {args.seeds}; dev EER every "
+        f"{args.eval_steps} steps"
     )
     rows = []
     for seed in args.seeds:

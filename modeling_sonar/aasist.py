@@ -6,12 +6,16 @@ from torch import nn
 
 
 class SonarAasistResidualBlock(nn.Module):
-    """Pre-activation 2-D residual block; the (2, 3) kernels with (1, 1) then (0, 1) padding keep the map's size."""
+    """
+    AASIST's 2-D residual block: conv (2, 3) -> BatchNorm -> SELU -> conv (2, 3), plus the input (through a 1x3 conv
+    where the channel count changes); the (1, 1) then (0, 1) paddings keep the map's size. As published, the first
+    conv reads the block's input (the published code's BatchNorm + SELU of the input is discarded, so it is not built
+    here); `preactivation=True` inserts that BatchNorm + SELU before the first conv instead.
+    """
 
-    def __init__(self, in_channels: int, out_channels: int, first: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, preactivation: bool = False):
         super().__init__()
-        self.first = first
-        self.bn1 = None if first else nn.BatchNorm2d(in_channels)
+        self.bn1 = nn.BatchNorm2d(in_channels) if preactivation else None
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=(2, 3), padding=(1, 1))
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=(2, 3), padding=(0, 1))
@@ -137,13 +141,18 @@ class SonarAasistHead(nn.Module):
         pool_ratios: list[float],
         dropout: float,
         num_labels: int,
+        preactivation: bool = False,
     ):
         super().__init__()
         channels = filters[-1][-1]
         self.linear = nn.Linear(hidden_size, linear_size)
         self.first_norm = nn.BatchNorm2d(1)
+        # With pre-activation, every block but the first (which follows `first_norm` and SELU) normalises its input.
         self.encoder = nn.Sequential(
-            *[SonarAasistResidualBlock(c_in, c_out, first=i == 0) for i, (c_in, c_out) in enumerate(filters)]
+            *[
+                SonarAasistResidualBlock(c_in, c_out, preactivation=preactivation and i > 0)
+                for i, (c_in, c_out) in enumerate(filters)
+            ]
         )
         self.encoder_norm = nn.BatchNorm2d(channels)
         self.attention = nn.Sequential(

@@ -89,7 +89,7 @@ SONAR_PRESETS = {
         "aasist_linear_size": 48,
         "aasist_filters": [[1, 16], [16, 16], [16, 32], [32, 32], [32, 32], [32, 32]],
         "aasist_gat_dims": [32, 16],
-        "mlp_hidden_size": 64,
+        "mlp_hidden_sizes": [64, 16],
     },
     "tiny": {
         "encoder_config": TINY_ENCODER,
@@ -97,7 +97,7 @@ SONAR_PRESETS = {
         "aasist_linear_size": 24,
         "aasist_filters": [[1, 4], [4, 4], [4, 8], [8, 8], [8, 8], [8, 8]],
         "aasist_gat_dims": [8, 8],
-        "mlp_hidden_size": 16,
+        "mlp_hidden_sizes": [16, 4],
     },
 }
 
@@ -122,10 +122,18 @@ class SonarConfig(PreTrainedConfig):
     filter_length (`int`, *optional*, defaults to 5):
         Taps per filter (odd, so that each has a centre tap).
     constraint_mode (`str`, *optional*, defaults to `"projection"`):
-        How the Bayar constraint (centre tap -1, off-centre taps summing to +1) is kept. `"projection"` (the paper)
-        rewrites the weights after every optimiser step through `project_constraint()`; `"forward"` (the released code,
-        which left the projection commented out) uses `w - sum(w)` in the forward pass; `"none"` is the unconstrained
-        ablation.
+        How the filters are kept high-pass. `"projection"` (the paper) keeps Bayar's constraint (centre tap -1,
+        off-centre taps summing to +1, so every filter sums to 0: zero DC gain) by rewriting the weights after every
+        optimiser step through `project_constraint()`. `"forward"` (the released code, which left the projection
+        commented out) applies `w - sum(w)` in the forward pass: it subtracts the taps' sum from every tap, so the
+        kernel sums to `(1 - filter_length) * sum(w)`, not 0, and no tap is fixed; it is the released transform, not a
+        constraint, and gives no zero DC gain. `"none"` is the unconstrained ablation.
+    filter_init_max_tap (`float`, *optional*, defaults to 10.0):
+        Only relevant with `constraint_mode="projection"`. The paper initialises each filter from N(0, 1) and projects
+        it once, dividing by the sum of its off-centre taps; when that sum is near 0 the taps explode (over 200 seeds
+        the bank's largest tap has a median of about 20, and 13% of seeds have a tap above 100, which swamps the noise
+        view). As a safeguard, a filter whose projected taps exceed this magnitude is drawn again (about 5% of filters
+        at 10); the rule is otherwise the paper's. `None` keeps every first draw.
     learnable_filters (`bool`, *optional*, defaults to `True`):
         `False` freezes the bank to fixed SRM kernels ([-1, 1], [1, -2, 1], [-1, 3, -3, 1], [-1, 4, -6, 4, -1] and
         their shifts), the paper's "non-learnable" ablation.
@@ -136,6 +144,12 @@ class SonarConfig(PreTrainedConfig):
         Config of the audio encoder used for both views; any Hugging Face audio encoder whose output has
         `last_hidden_state` (wav2vec2, XLS-R, HuBERT, WavLM). Defaults to the XLS-R 300M shape with SpecAugment and
         LayerDrop off.
+    weight_init (`str`, *optional*, defaults to `"pytorch"`):
+        Initialisation of SONAR's own linear and convolution layers (filter bank, fusion and head; the encoders
+        initialise or load themselves). `"pytorch"` (the released code, which keeps PyTorch's defaults): weights and
+        biases uniform in +-1/sqrt(fan_in). `"lecun_normal"`: weights N(0, 1/fan_in), about 1.7x the standard
+        deviation, and zero biases; it keeps activations near unit scale through AASIST's SELU layers, which the
+        `small` preset needs to learn from scratch.
     share_encoders (`bool`, *optional*, defaults to `False`):
         Tie the content and noise encoders (the paper clones one checkpoint into two separately fine-tuned encoders).
         With shared weights both views run as one batch.
@@ -156,7 +170,7 @@ class SonarConfig(PreTrainedConfig):
 
     head (`str`, *optional*, defaults to `"aasist"`):
         `"aasist"` (SONAR-Full: the AASIST graph-attention back-end on the fused frames) or `"mlp"` (SONAR-Lite: a
-        two-layer MLP on the time-averaged content and noise embeddings; the fusion is then not used).
+        small MLP, see `mlp_input`).
     aasist_linear_size (`int`, *optional*, defaults to 128):
         Width of the linear map from the encoder's hidden size into AASIST's 2-D feature map.
     aasist_filters (`list[list[int]]`, *optional*):
@@ -171,10 +185,22 @@ class SonarConfig(PreTrainedConfig):
         Fraction of nodes kept by the graph pooling layers: spectral, temporal, heterogeneous.
     aasist_dropout (`float`, *optional*, defaults to 0.5):
         Dropout on the 5 * gat_dims[1] readout before the output layer.
-    mlp_hidden_size (`int`, *optional*, defaults to 256):
-        Hidden width of the SONAR-Lite MLP head.
-    mlp_dropout (`float`, *optional*, defaults to 0.1):
-        Dropout inside the SONAR-Lite MLP head.
+    aasist_preactivation (`bool`, *optional*, defaults to `False`):
+        `False` (the published AASIST code, its copies in Tak et al.'s SSL_Anti-spoofing and the SONAR release, and
+        so their checkpoints): each residual block's first convolution reads the block's input. Those blocks also
+        compute BatchNorm + SELU of the input and discard the result; that step changes no output and is left out
+        here. `True` feeds that BatchNorm + SELU into the convolution (a pre-activation block, in every block but the
+        first), which the published code may have meant; weights are then not interchangeable with the authors'.
+    mlp_input (`str`, *optional*, defaults to `"fused_frames"`):
+        What the SONAR-Lite MLP reads. `"fused_frames"` (the released SonarLite code): every frame of the
+        cross-attention fusion, one logit pair per frame; the frames' logits are averaged into the recording's (the
+        released module returns per-frame logits and leaves the pooling open). `"pooled_views"`: the time-averaged
+        content and noise embeddings, concatenated (one reading of the paper's "small MLP"; no fusion is built).
+    mlp_hidden_sizes (`list[int]`, *optional*, defaults to `[512, 128]`):
+        Hidden widths of the SONAR-Lite MLP, ReLU after each (the released code: 1024 -> 512 -> 128 -> 2; the paper
+        gives no sizes).
+    mlp_dropout (`float`, *optional*, defaults to 0.0):
+        Dropout after each hidden layer of the SONAR-Lite MLP (the released code has none).
 
     Loss:
 
@@ -243,11 +269,13 @@ class SonarConfig(PreTrainedConfig):
     num_filters: int = 30
     filter_length: int = 5
     constraint_mode: str = "projection"
+    filter_init_max_tap: float | None = 10.0
     learnable_filters: bool = True
 
     encoder_config: dict | PreTrainedConfig | None = None
     share_encoders: bool = False
     encoder_name_or_path: str | None = None
+    weight_init: str = "pytorch"
 
     fusion_num_heads: int = 8
     fusion_dropout: float = 0.0
@@ -260,8 +288,10 @@ class SonarConfig(PreTrainedConfig):
     aasist_temperatures: list[float] | None = None
     aasist_pool_ratios: list[float] | None = None
     aasist_dropout: float = 0.5
-    mlp_hidden_size: int = 256
-    mlp_dropout: float = 0.1
+    aasist_preactivation: bool = False
+    mlp_input: str = "fused_frames"
+    mlp_hidden_sizes: list[int] | None = None
+    mlp_dropout: float = 0.0
 
     lambda_js: float = 1.0
     js_log_base: float = 2.0
@@ -282,6 +312,7 @@ class SonarConfig(PreTrainedConfig):
         self.aasist_gat_dims = self.aasist_gat_dims or [64, 32]
         self.aasist_temperatures = self.aasist_temperatures or [2.0, 2.0, 100.0, 100.0]
         self.aasist_pool_ratios = self.aasist_pool_ratios or [0.5, 0.5, 0.5, 0.5]
+        self.mlp_hidden_sizes = self.mlp_hidden_sizes or [512, 128]
         if self.id2label is None:
             self.id2label = dict(enumerate(SONAR_LABELS))
             self.label2id = {label: i for i, label in enumerate(SONAR_LABELS)}
@@ -294,6 +325,8 @@ class SonarConfig(PreTrainedConfig):
         choices = {
             "constraint_mode": ("projection", "forward", "none"),
             "head": ("aasist", "mlp"),
+            "mlp_input": ("fused_frames", "pooled_views"),
+            "weight_init": ("pytorch", "lecun_normal"),
             "window_aggregation": ("first", "mean", "max"),
         }
         for name, allowed in choices.items():
@@ -303,6 +336,11 @@ class SonarConfig(PreTrainedConfig):
             raise ValueError(f"`num_filters` must be at least 1, got {self.num_filters}.")
         if self.filter_length < 3 or self.filter_length % 2 == 0:
             raise ValueError(f"`filter_length` must be odd and at least 3, got {self.filter_length}.")
+        if self.filter_init_max_tap is not None and self.filter_init_max_tap <= 1:
+            raise ValueError(
+                f"`filter_init_max_tap` must exceed 1 (the centre tap is -1) or be None, got "
+                f"{self.filter_init_max_tap}."
+            )
         if self.js_log_base <= 1:
             raise ValueError(f"`js_log_base` must be greater than 1 (2 or e), got {self.js_log_base}.")
         if self.class_weights is not None and len(self.class_weights) != len(SONAR_LABELS):
@@ -320,7 +358,7 @@ class SonarConfig(PreTrainedConfig):
         hidden_size = getattr(self.encoder_config, "hidden_size", None)
         if hidden_size is None:
             raise ValueError(f"`encoder_config` ({self.encoder_config.model_type}) has no `hidden_size`.")
-        if self.head == "aasist" and hidden_size % self.fusion_num_heads:
+        if self.uses_fusion and hidden_size % self.fusion_num_heads:
             raise ValueError(
                 f"The encoder's hidden_size ({hidden_size}) must be divisible by `fusion_num_heads` "
                 f"({self.fusion_num_heads})."
@@ -330,6 +368,8 @@ class SonarConfig(PreTrainedConfig):
                 f"`aasist_filters` must list 6 [in, out] channel pairs starting from 1 input channel, got "
                 f"{self.aasist_filters}."
             )
+        if min(self.mlp_hidden_sizes) < 1:
+            raise ValueError(f"`mlp_hidden_sizes` must be positive widths, got {self.mlp_hidden_sizes}.")
         if len(self.aasist_gat_dims) != 2:
             raise ValueError(f"`aasist_gat_dims` must hold 2 sizes, got {self.aasist_gat_dims}.")
 
@@ -348,6 +388,11 @@ class SonarConfig(PreTrainedConfig):
             encoder = dict(encoder)
             kwargs["encoder_config"] = AutoConfig.for_model(encoder.pop("model_type"), **encoder)
         return cls(**kwargs)
+
+    @property
+    def uses_fusion(self) -> bool:
+        """Whether the cross-attention fusion is built: SONAR-Full, and SONAR-Lite on fused frames."""
+        return self.noise_branch and (self.head == "aasist" or self.mlp_input == "fused_frames")
 
     @property
     def bonafide_id(self) -> int:

@@ -141,19 +141,29 @@ def load_sonar_dataset(path_or_id: str, split: str | None = None) -> "datasets.D
     return dataset
 
 
-def balanced_indices(labels: Sequence[int], seed: int, epoch: int) -> list[int]:
-    """Indices of one balanced epoch, as in the released training code.
+SPOOF_DRAWS = ("once", "every_epoch")
 
-    All bona fide rows (label 0) plus an equal-sized random draw of spoof rows without replacement (capped at the
-    spoof available), shuffled. The draw depends only on `(seed, epoch)`, so each epoch sees other spoof rows.
+
+def balanced_indices(labels: Sequence[int], seed: int, epoch: int, spoof_draw: str = "once") -> list[int]:
+    """Indices of one balanced epoch: all bona fide rows (label 0) plus an equal-sized random draw of spoof rows
+    without replacement (capped at the spoof available), shuffled anew each epoch.
+
+    `spoof_draw="once"` (the released code, which draws its spoof subset when the dataset is built and never again:
+    its `set_epoch` is never called) draws the subset from `seed` alone, so every epoch trains on the same spoof
+    rows; `"every_epoch"` draws it from `(seed, epoch)`, so each epoch sees other spoof rows. The order depends on
+    `(seed, epoch)` either way.
     """
+    if spoof_draw not in SPOOF_DRAWS:
+        raise ValueError(f"spoof_draw must be one of {SPOOF_DRAWS}, got {spoof_draw!r}")
     labels = np.asarray(labels)
-    rng = np.random.default_rng([seed, epoch])
     bonafide = np.flatnonzero(labels == 0)
     spoof = np.flatnonzero(labels != 0)
-    drawn = rng.choice(spoof, size=min(len(bonafide), len(spoof)), replace=False)
-    indices = np.concatenate([bonafide, drawn])
-    rng.shuffle(indices)
+    # the draw has its own stream (spawn key 1), apart from the shuffle's
+    draw_entropy = seed if spoof_draw == "once" else [seed, epoch]
+    draw_rng = np.random.default_rng(np.random.SeedSequence(draw_entropy, spawn_key=(1,)))
+    drawn = draw_rng.choice(spoof, size=min(len(bonafide), len(spoof)), replace=False)
+    indices = np.concatenate([bonafide, np.sort(drawn)])
+    np.random.default_rng([seed, epoch]).shuffle(indices)
     return indices.tolist()
 
 
@@ -161,12 +171,16 @@ def balanced_indices(labels: Sequence[int], seed: int, epoch: int) -> list[int]:
 class SonarCollator:
     """Turn dataset rows (`audio` as a `decode=False` dict, optional `label`) into a batch of fixed-length waveforms.
 
-    Evaluation (`train=False`) follows the paper: the first `max_length` samples, tiled when shorter. Training adds
-    RawBoost `rawboost_algo` (0 = none) and, with `random_crop`, a random window. A row keyed `(epoch, index)` (as
-    `training_utils.SonarKeyedDataset` yields them) draws from a generator seeded by `(seed, epoch, index)`, so a run
-    resumed from a checkpoint replays the same augmentations. Other rows draw from one seeded by
-    `(seed, torch.initial_seed(), call count)`: inside DataLoader workers `torch.initial_seed()` differs per worker and
-    epoch, so augmentations differ yet replay exactly under the same `torch.manual_seed`.
+    Evaluation (`train=False`) follows the paper: the first `max_length` samples, tiled when shorter. Training (or an
+    augmented dev set) adds RawBoost `rawboost_algo` (0 = none) and, with `random_crop`, a random window. With
+    `augment_full_clip` (the released code) RawBoost runs on the whole decoded clip before it is cut or tiled, so a
+    short clip's noise repeats with it and the SNR is set over the clip; otherwise the window is cut first and
+    augmented alone (cheaper on long clips; its noise spans the window without repeating).
+
+    A row keyed `(epoch, index)` (as `training_utils.SonarKeyedDataset` yields them) draws from a generator seeded by
+    `(seed, epoch, index)`, so a run resumed from a checkpoint replays the same augmentations. Other rows draw from one
+    seeded by `(seed, torch.initial_seed(), call count)`: inside DataLoader workers `torch.initial_seed()` differs per
+    worker and epoch, so augmentations differ yet replay exactly under the same `torch.manual_seed`.
     """
 
     max_length: int = 64600
@@ -174,6 +188,7 @@ class SonarCollator:
     random_crop: bool = False
     rawboost_algo: int = 0
     seed: int = 0
+    augment_full_clip: bool = True
 
     def __post_init__(self):
         if self.rawboost_algo not in range(9):
@@ -189,8 +204,12 @@ class SonarCollator:
         waveforms = []
         for row in rows:
             rng = np.random.default_rng([self.seed, *row["key"]]) if self.train and "key" in row else batch_rng
-            waveform = fix_length(decode_audio(row["audio"]), self.max_length, self.train and self.random_crop, rng)
-            if self.train and self.rawboost_algo:
+            augment = self.train and self.rawboost_algo
+            waveform = decode_audio(row["audio"])
+            if augment and self.augment_full_clip:
+                waveform = rawboost(waveform, self.rawboost_algo, rng)
+            waveform = fix_length(waveform, self.max_length, self.train and self.random_crop, rng)
+            if augment and not self.augment_full_clip:
                 waveform = rawboost(waveform, self.rawboost_algo, rng)
             waveforms.append(waveform)
         batch = {"input_values": torch.from_numpy(np.stack(waveforms).astype(np.float32, copy=False))}
@@ -199,4 +218,12 @@ class SonarCollator:
         return batch
 
 
-__all__ = ["SAMPLING_RATE", "SonarCollator", "balanced_indices", "decode_audio", "fix_length", "load_sonar_dataset"]
+__all__ = [
+    "SAMPLING_RATE",
+    "SPOOF_DRAWS",
+    "SonarCollator",
+    "balanced_indices",
+    "decode_audio",
+    "fix_length",
+    "load_sonar_dataset",
+]

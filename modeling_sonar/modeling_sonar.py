@@ -33,7 +33,7 @@ class SonarModelOutput(ModelOutput):
         noise_hidden_states (`torch.FloatTensor` of shape `(batch_size, frames, hidden_size)`):
             Last hidden state of the noise encoder on the residual filter bank's output (z_n).
         fused_hidden_states (`torch.FloatTensor` of shape `(batch_size, frames, hidden_size)`, *optional*):
-            Bidirectional cross-attention fusion of both views; returned when the head is `"aasist"`.
+            Bidirectional cross-attention fusion of both views; returned when the head reads it (`config.uses_fusion`).
         noise_waveform (`torch.FloatTensor` of shape `(batch_size, samples)`):
             What the residual filter bank passes on to the noise encoder.
     """
@@ -197,6 +197,7 @@ class SonarResidualFilterBank(nn.Module):
         super().__init__()
         self.constraint_mode = config.constraint_mode
         self.learnable = config.learnable_filters
+        self.init_max_tap = config.filter_init_max_tap
         self.centre = config.filter_length // 2
         self.filters = nn.Parameter(
             torch.empty(config.num_filters, 1, config.filter_length), requires_grad=self.learnable
@@ -206,12 +207,14 @@ class SonarResidualFilterBank(nn.Module):
     @torch.no_grad()
     def reset_parameters(self):
         """
-        Learnable bank: N(0, 1), then one projection (the paper). Fixed bank: the SRM kernels in turn. The 1x1 mix
-        starts as PyTorch's Conv1d does, uniform in +-1/sqrt(M).
+        Learnable bank: N(0, 1), then one projection (the paper); with the projection, a filter whose taps come out
+        larger than `filter_init_max_tap` (its off-centre taps summed to nearly 0) is drawn again. Fixed bank: the SRM
+        kernels in turn. The 1x1 mix starts as PyTorch's Conv1d does, uniform in +-1/sqrt(M).
         """
         if self.learnable:
             init.normal_(self.filters, mean=0.0, std=1.0)
             self.project_constraint()
+            self._redraw_ill_conditioned_filters()
         else:
             num_filters, _, length = self.filters.shape
             kernels = [
@@ -224,17 +227,35 @@ class SonarResidualFilterBank(nn.Module):
         bound = 1 / math.sqrt(self.mix.shape[1])
         init.uniform_(self.mix, -bound, bound)
 
+    def _bayar_projection(self, filters: torch.Tensor) -> torch.Tensor:
+        """Centre tap to 0, divide by the taps' sum (eps 1e-8), centre tap to -1."""
+        filters = filters.clone()
+        filters[:, :, self.centre] = 0.0
+        filters = filters / (filters.sum(dim=-1, keepdim=True) + 1e-8)
+        filters[:, :, self.centre] = -1.0
+        return filters
+
     @torch.no_grad()
     def project_constraint(self):
         """
-        Bayar projection, called after every optimiser step: centre tap to 0, divide by the taps' sum (eps 1e-8),
-        centre tap to -1. A no-op unless `constraint_mode == "projection"` and the filters are learnable.
+        Bayar projection, called after every optimiser step. A no-op unless `constraint_mode == "projection"` and the
+        filters are learnable.
         """
         if self.constraint_mode != "projection" or not self.learnable:
             return
-        self.filters[:, :, self.centre] = 0.0
-        self.filters /= self.filters.sum(dim=-1, keepdim=True) + 1e-8
-        self.filters[:, :, self.centre] = -1.0
+        self.filters.copy_(self._bayar_projection(self.filters))
+
+    @torch.no_grad()
+    def _redraw_ill_conditioned_filters(self):
+        """
+        Draws again, from N(0, 1) and projected, every filter with a tap above `init_max_tap` in magnitude, until none
+        is left: the projection divides by the off-centre taps' sum, which is near 0 for a few percent of draws.
+        """
+        if self.init_max_tap is None or self.constraint_mode != "projection" or self.filters.is_meta:
+            return
+        while (bad := self.filters.abs().amax(dim=(1, 2)) > self.init_max_tap).any():
+            fresh = torch.randn_like(self.filters[bad])
+            self.filters[bad] = self._bayar_projection(fresh)
 
     def effective_filters(self) -> torch.Tensor:
         """The kernels the forward pass applies, `(num_filters, 1, filter_length)`."""
@@ -270,18 +291,28 @@ class SonarCrossAttentionFusion(nn.Module):
 
 
 class SonarMlpHead(nn.Module):
-    """SONAR-Lite: mean-pool each view over time, concatenate (2D with both views), two-layer MLP to the logits."""
+    """
+    SONAR-Lite: an MLP (ReLU after each hidden layer) to the logits. On fused frames (the released code) it runs on
+    every frame and averages the frames' logits; on pooled views it runs once on the time-averaged views, concatenated.
+    """
 
     def __init__(self, config: SonarConfig):
         super().__init__()
-        num_views = 2 if config.noise_branch else 1
-        self.dense = nn.Linear(num_views * config.encoder_config.hidden_size, config.mlp_hidden_size)
+        self.per_frame = config.mlp_input == "fused_frames"
+        num_views = 2 if config.noise_branch and not self.per_frame else 1
+        widths = [num_views * config.encoder_config.hidden_size, *config.mlp_hidden_sizes]
+        self.hidden = nn.ModuleList([nn.Linear(w_in, w_out) for w_in, w_out in zip(widths, widths[1:])])
         self.dropout = nn.Dropout(config.mlp_dropout)
-        self.out_proj = nn.Linear(config.mlp_hidden_size, config.num_labels)
+        self.out_proj = nn.Linear(widths[-1], config.num_labels)
 
     def forward(self, *views: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([view.mean(1) for view in views], dim=-1)
-        return self.out_proj(self.dropout(F.gelu(self.dense(pooled))))
+        """`views`: the fused frames (or, without a noise branch, the content frames) when `per_frame`, otherwise
+        each view's frames; each `(batch, frames, hidden)`."""
+        hidden_states = views[0] if self.per_frame else torch.cat([view.mean(1) for view in views], dim=-1)
+        for layer in self.hidden:
+            hidden_states = self.dropout(F.relu(layer(hidden_states)))
+        logits = self.out_proj(hidden_states)
+        return logits.mean(1) if self.per_frame else logits
 
 
 class SonarPreTrainedModel(PreTrainedModel):
@@ -296,8 +327,9 @@ class SonarPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         """
         Initialises SONAR's own layers; the encoders are sub-models and initialise, or load, themselves. Linear and
-        convolution weights are LeCun-normal (std 1/sqrt(fan_in)), which keeps activations at unit scale through the
-        SELU network of AASIST whatever the encoder's width.
+        convolution layers follow `config.weight_init`: PyTorch's defaults as the released code keeps them (weights
+        and biases uniform in +-1/sqrt(fan_in)), or LeCun-normal weights (std 1/sqrt(fan_in)) with zero biases. The
+        AASIST attention vectors are Xavier-normal and its positional and master nodes N(0, 1), as published.
         """
         if isinstance(module, SonarResidualFilterBank):
             if not getattr(module.filters, "_is_hf_initialized", False):
@@ -310,9 +342,15 @@ class SonarPreTrainedModel(PreTrainedModel):
             for param in module.parameters(recurse=False):
                 init.xavier_normal_(param)
         elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            init.kaiming_normal_(module.weight, nonlinearity="linear")
-            if module.bias is not None:
-                init.zeros_(module.bias)
+            fan_in = module.weight[0].numel()
+            if self.config.weight_init == "lecun_normal":
+                init.normal_(module.weight, mean=0.0, std=1 / math.sqrt(fan_in))
+                if module.bias is not None:
+                    init.zeros_(module.bias)
+            else:
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))  # = uniform in +-1/sqrt(fan_in)
+                if module.bias is not None:
+                    init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
         else:
             super()._init_weights(module)
 
@@ -385,7 +423,7 @@ class SonarModel(SonarPreTrainedModel):
             feature_encoder = getattr(self.noise_encoder, "feature_extractor", None)
             if hasattr(feature_encoder, "_requires_grad"):
                 feature_encoder._requires_grad = False
-            if config.head == "aasist":
+            if config.uses_fusion:
                 self.fusion = SonarCrossAttentionFusion(config)
         self.post_init()
 
@@ -433,6 +471,7 @@ class SonarForAudioClassification(SonarPreTrainedModel):
                 pool_ratios=config.aasist_pool_ratios,
                 dropout=config.aasist_dropout,
                 num_labels=config.num_labels,
+                preactivation=config.aasist_preactivation,
             )
         else:
             self.classifier = SonarMlpHead(config)
@@ -485,7 +524,7 @@ class SonarForAudioClassification(SonarPreTrainedModel):
         for start in range(0, len(windows), chunk):
             views = self.sonar(windows[start : start + chunk])
             z_c, z_n = views.content_hidden_states, views.noise_hidden_states
-            if self.config.head == "mlp":
+            if self.config.head == "mlp" and self.config.mlp_input == "pooled_views":
                 logits.append(self.classifier(*(z for z in (z_c, z_n) if z is not None)))
             else:
                 logits.append(self.classifier(views.fused_hidden_states if z_n is not None else z_c))

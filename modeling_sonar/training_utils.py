@@ -6,10 +6,11 @@ checkpoint draws exactly the batches and augmentations an uninterrupted run draw
 """
 
 import json
+import math
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from .data import balanced_indices
 
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINING_STATE_FILE = "training_state.json"
+LR_SCHEDULES = ("cosine_per_epoch", "cosine")
+# Dev rows augmented like the released code's are keyed with this epoch, which no training run reaches, so their fixed
+# draws never repeat a training row's.
+DEV_AUGMENTATION_EPOCH = 2**32 - 1
 
 
 def load_config_file(path: str | os.PathLike, dataclass_types: Sequence[type]) -> dict:
@@ -61,7 +66,8 @@ def class_weights_from_priors(labels: Sequence[int], num_labels: int = 2) -> lis
 
 class SonarEpochSampler(Sampler):
     """One epoch of row indices, a function of `(seed, epoch)` only: balanced (all bona fide plus as many spoof rows,
-    as the released code trains) or a seeded shuffle of all rows.
+    as the released code trains; `spoof_draw` says whether the spoof rows are drawn once or every epoch, see
+    `data.balanced_indices`) or a seeded shuffle of all rows.
 
     It yields `(epoch, index)` keys for [`SonarKeyedDataset`], so that each row's augmentation (in `SonarCollator`)
     depends on the key.
@@ -69,17 +75,18 @@ class SonarEpochSampler(Sampler):
     own count of dataloader passes.
     """
 
-    def __init__(self, labels: Sequence[int], seed: int, balanced: bool):
+    def __init__(self, labels: Sequence[int], seed: int, balanced: bool, spoof_draw: str = "once"):
         self.labels = np.asarray(labels)
         self.seed = seed
         self.balanced = balanced
+        self.spoof_draw = spoof_draw
         self.epoch = 0
         if balanced and not ((self.labels == 0).any() and (self.labels != 0).any()):
             raise ValueError("Balanced sampling needs both bona fide (0) and spoof rows in the training split")
 
     def indices(self) -> list[int]:
         if self.balanced:
-            return balanced_indices(self.labels, self.seed, self.epoch)
+            return balanced_indices(self.labels, self.seed, self.epoch, self.spoof_draw)
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.labels)).tolist()
 
     def __iter__(self):
@@ -93,17 +100,50 @@ class SonarEpochSampler(Sampler):
 
 
 class SonarKeyedDataset(Dataset):
-    """A `datasets.Dataset` read by `(epoch, index)` keys; each row carries its key for the collator."""
+    """A `datasets.Dataset` read by `(epoch, index)` keys; each row carries its key for the collator. With a fixed
+    `epoch` it is read by plain indices instead (any sampler), each row keyed `(epoch, index)`: an augmented dev set
+    whose draws are the same at every evaluation."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, epoch: int | None = None):
         self.dataset = dataset
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        epoch, index = key
+    def __getitem__(self, key: tuple[int, int] | int) -> dict:
+        epoch, index = key if self.epoch is None else (self.epoch, key)
         return {**self.dataset[int(index)], "key": (epoch, int(index))}
+
+
+def cosine_lr_lambda(
+    schedule: str,
+    learning_rate: float,
+    min_learning_rate: float,
+    total_steps: int,
+    steps_per_epoch: int,
+    cycle_epochs: int,
+    num_processes: int = 1,
+) -> Callable[[int], float]:
+    """The factor of `learning_rate` for `torch.optim.lr_scheduler.LambdaLR`, from the count of scheduler steps.
+
+    Both schedules are the closed-form cosine `lr = min + (lr0 - min) * (1 + cos(pi * t / T)) / 2`:
+    - `"cosine_per_epoch"` (the released code: `CosineAnnealingLR(T_max=50, eta_min=1e-8)` stepped after each epoch):
+      `t` is the finished epochs and `T = cycle_epochs`; past `T` the cosine climbs back, as PyTorch's does.
+    - `"cosine"`: `t` is the finished optimiser steps and `T = total_steps`, reaching `min_learning_rate` at the end.
+
+    Accelerate's prepared scheduler steps `num_processes` times per optimiser step, hence the division.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"The learning-rate schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+
+    def factor(count: int) -> float:
+        step = count // num_processes
+        progress = (step // steps_per_epoch) / cycle_epochs if schedule == "cosine_per_epoch" else step / total_steps
+        lr = min_learning_rate + (learning_rate - min_learning_rate) * (1 + math.cos(math.pi * progress)) / 2
+        return lr / learning_rate if learning_rate else 0.0
+
+    return factor
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -168,10 +208,13 @@ def plot_training_curves(log_history: list[dict], path: str | os.PathLike) -> Pa
 
 
 __all__ = [
+    "DEV_AUGMENTATION_EPOCH",
+    "LR_SCHEDULES",
     "SonarEpochSampler",
     "SonarKeyedDataset",
     "checkpoint_step",
     "class_weights_from_priors",
+    "cosine_lr_lambda",
     "list_checkpoints",
     "load_config_file",
     "plot_training_curves",

@@ -13,6 +13,9 @@ def test_defaults_follow_the_paper():
     assert (config.lambda_js, config.js_log_base, config.max_length) == (1.0, 2.0, 64600)
     assert (config.head, config.share_encoders, config.noise_branch) == ("aasist", False, True)
     assert config.id2label == {0: "bonafide", 1: "spoof"} and config.bonafide_id == 0 and config.spoof_id == 1
+    # where the paper is silent, the released code: published AASIST block, PyTorch init, per-frame Lite MLP
+    assert (config.aasist_preactivation, config.weight_init, config.filter_init_max_tap) == (False, "pytorch", 10.0)
+    assert (config.mlp_input, config.mlp_hidden_sizes, config.mlp_dropout) == ("fused_frames", [512, 128], 0.0)
     encoder = config.encoder_config
     assert isinstance(encoder, Wav2Vec2Config)
     assert (encoder.hidden_size, encoder.num_hidden_layers, encoder.num_attention_heads) == (1024, 24, 16)
@@ -46,6 +49,11 @@ def test_preset_overrides_and_unknown_name():
         ({"window_hop_length": 0}, "window_hop_length"),
         ({"fusion_num_heads": 3}, "fusion_num_heads"),
         ({"id2label": {0: "real", 1: "fake"}}, "id2label"),
+        ({"mlp_input": "cls"}, "mlp_input"),
+        ({"mlp_hidden_sizes": [16, 0]}, "mlp_hidden_sizes"),
+        ({"weight_init": "xavier"}, "weight_init"),
+        ({"filter_init_max_tap": 0.5}, "filter_init_max_tap"),
+        ({"head": "mlp", "fusion_num_heads": 3}, "fusion_num_heads"),
     ],
 )
 def test_invalid_fields_raise_value_error_naming_them(overrides, message):

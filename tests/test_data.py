@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
+from conftest import make_speechlike
 from modeling_sonar.data import (
     SAMPLING_RATE,
     SonarCollator,
@@ -17,6 +18,7 @@ from modeling_sonar.data import (
     fix_length,
     load_sonar_dataset,
 )
+from modeling_sonar.rawboost import rawboost
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,10 +129,22 @@ class TestBalancedIndices:
         assert sum(self.labels[i] for i in indices) == 5
 
     def test_deterministic_and_new_per_epoch(self):
-        assert balanced_indices(self.labels, 1, 0) == balanced_indices(self.labels, 1, 0)
-        spoof = [{i for i in balanced_indices(self.labels, 1, e) if self.labels[i]} for e in range(4)]
+        draw = "every_epoch"
+        assert balanced_indices(self.labels, 1, 0, draw) == balanced_indices(self.labels, 1, 0, draw)
+        spoof = [{i for i in balanced_indices(self.labels, 1, e, draw) if self.labels[i]} for e in range(4)]
         assert len({frozenset(s) for s in spoof}) > 1
-        assert balanced_indices(self.labels, 1, 0) != balanced_indices(self.labels, 2, 0)
+        assert balanced_indices(self.labels, 1, 0, draw) != balanced_indices(self.labels, 2, 0, draw)
+
+    def test_drawn_once_by_default_as_released(self):
+        epochs = [balanced_indices(self.labels, 1, e) for e in range(4)]
+        assert len({frozenset(i for i in indices if self.labels[i]) for indices in epochs}) == 1  # same spoof rows
+        assert len({tuple(indices) for indices in epochs}) == 4  # in a new order each epoch
+        spoof_by_seed = {frozenset(i for i in balanced_indices(self.labels, s, 0) if self.labels[i]) for s in range(4)}
+        assert len(spoof_by_seed) > 1
+
+    def test_unknown_draw_is_an_error(self):
+        with pytest.raises(ValueError, match="spoof_draw"):
+            balanced_indices(self.labels, 0, 0, "sometimes")
 
     def test_capped_when_spoof_is_scarce(self):
         labels = [0] * 6 + [1] * 2
@@ -211,6 +225,23 @@ class TestSonarCollator:
         first = batches()
         assert not torch.equal(first[0], first[1])  # batch 0 and 1 come from different workers
         assert all(torch.equal(a, b) for a, b in zip(first, batches()))
+
+    @pytest.mark.parametrize("seconds", [0.1, 0.5])  # shorter and longer than the window
+    def test_rawboost_runs_on_the_whole_clip_before_the_crop_as_released(self, seconds, tmp_path):
+        wave = make_speechlike(seconds, seed=3)
+        sf.write(tmp_path / "clip.wav", wave, SAMPLING_RATE)
+        row = {"audio": {"path": str(tmp_path / "clip.wav"), "bytes": None}, "key": (2, 5)}
+        decoded, window = decode_audio(row["audio"]), 4000
+        released = SonarCollator(max_length=window, train=True, rawboost_algo=4, seed=1)([row])["input_values"][0]
+        expected = fix_length(rawboost(decoded, 4, np.random.default_rng([1, 2, 5])), window)
+        np.testing.assert_allclose(released.numpy(), expected, rtol=1e-6, atol=1e-7)
+        crop_first = SonarCollator(max_length=window, train=True, rawboost_algo=4, seed=1, augment_full_clip=False)
+        expected = rawboost(fix_length(decoded, window), 4, np.random.default_rng([1, 2, 5]))
+        np.testing.assert_allclose(crop_first([row])["input_values"][0].numpy(), expected, rtol=1e-6, atol=1e-7)
+        if len(decoded) < window:  # a short clip is tiled with its noise, which then repeats
+            period, cropped_first = len(decoded), crop_first([row])["input_values"][0]
+            torch.testing.assert_close(released[period : 2 * period], released[:period])
+            assert not torch.allclose(cropped_first[period : 2 * period], cropped_first[:period])
 
     def test_rejects_bad_rawboost_algo(self):
         with pytest.raises(ValueError, match="12"):

@@ -2,6 +2,7 @@
 resume, early stopping, the filter constraint, and the argument handling."""
 
 import json
+import math
 import os
 import random
 import re
@@ -27,8 +28,9 @@ def _run_env() -> dict:
 
 
 TRAIN = [sys.executable, str(REPO_ROOT / "train_sonar.py")]
-ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+# `accelerate launch --cpu --num_processes 2` starts one process on a machine without GPUs; torchrun with
+# ACCELERATE_USE_CPU gives accelerate's MULTI_CPU (gloo) with two.
+TWO_CPU_PROCESSES = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,9 @@ def tiny_args(dataset: Path, output_dir: Path, **overrides) -> list[str]:
     return args
 
 
-def run(command: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=REPO_ROOT, env=_run_env(), capture_output=True, text=True, timeout=timeout)
+def run(command: list[str], timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    env = {**_run_env(), **env}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
@@ -90,9 +93,17 @@ def trainer_state(output_dir: Path) -> dict:
 
 def test_two_processes_on_cpu(tiny_dataset, tmp_path):
     output_dir = tmp_path / "ddp"
-    run(ACCELERATE + ["--num_processes", "2"] + TRAIN[1:] + tiny_args(tiny_dataset, output_dir, max_steps=3))
+    # the released schedule: 8 balanced clips / (2 per process x 2 processes) = 2 steps per epoch, cosine over 2 epochs
+    schedule = {"lr_scheduler_type": "cosine_per_epoch", "lr_cycle_epochs": 2}
+    result = run(
+        TWO_CPU_PROCESSES + TRAIN[1:] + tiny_args(tiny_dataset, output_dir, max_steps=3, **schedule),
+        ACCELERATE_USE_CPU="true",
+    )
+    assert "MULTI_CPU" in result.stderr and "Num processes: 2" in result.stderr
     state = trainer_state(output_dir)
     assert state["global_step"] == 3
+    lrs = [entry["lr"] for entry in state["log_history"] if "lr" in entry]  # logged after each step, for the next
+    assert lrs == pytest.approx([1e-3, 1e-6 + (1e-3 - 1e-6) / 2, 1e-6 + (1e-3 - 1e-6) / 2])
     assert state["best_step"] is not None
     from modeling_sonar import SonarForAudioClassification
 
@@ -321,6 +332,51 @@ def test_unreachable_hub_dataset_leaves_no_output_folder(tmp_path):
         .startswith("train_sonar.py: error: --dataset 'someorg/no-such-dataset': ")
     )
     assert not output_dir.exists()
+
+
+def test_recipe_defaults_follow_the_released_code():
+    from train_sonar import parse_args
+
+    _, data_args, args = parse_args([])
+    assert (data_args.augment_full_clip, data_args.augment_dev, data_args.balanced_spoof_draw) == (True, True, "once")
+    assert (args.lr_scheduler_type, args.lr_cycle_epochs, args.min_learning_rate) == ("cosine_per_epoch", 50, 1e-8)
+    with pytest.raises(ValueError, match="lr_cycle_epochs"):
+        parse_args(["--lr_cycle_epochs", "0"])
+
+
+def test_cosine_schedules():
+    from modeling_sonar.training_utils import cosine_lr_lambda
+
+    # released: stepped per epoch (10 steps each), 50-epoch half-period, to 1e-8; then back up, as PyTorch's cosine
+    per_epoch = cosine_lr_lambda("cosine_per_epoch", 1e-5, 1e-8, 10**6, 10, 50)
+    assert {per_epoch(step) for step in range(10)} == {1.0}
+    assert per_epoch(10) == pytest.approx((1e-8 + (1e-5 - 1e-8) * (1 + math.cos(math.pi / 50)) / 2) / 1e-5)
+    assert per_epoch(500) * 1e-5 == pytest.approx(1e-8) and per_epoch(1000) == pytest.approx(1.0)
+    # per step over the whole run; with 4 processes accelerate steps the scheduler 4 times per optimiser step
+    per_step = cosine_lr_lambda("cosine", 1e-3, 0.0, 100, 10, 50, num_processes=4)
+    assert per_step(0) == 1.0 and per_step(4 * 50) == pytest.approx(0.5) and per_step(4 * 100) == pytest.approx(0)
+    assert cosine_lr_lambda("cosine", 0.0, 0.0, 100, 10, 50)(7) == 0.0
+    with pytest.raises(ValueError, match="linear"):
+        cosine_lr_lambda("linear", 1e-3, 0.0, 100, 10, 50)
+
+
+def test_dev_split_is_augmented_alike_at_every_evaluation(tiny_dataset):
+    from modeling_sonar.data import load_sonar_dataset
+    from train_sonar import get_dataloaders, parse_args
+
+    splits = dict(load_sonar_dataset(str(tiny_dataset)))
+    _, data_args, args = parse_args(["--rawboost_algo", "4", "--per_device_eval_batch_size", "3"])
+
+    dev_dataloader = get_dataloaders(splits, data_args, args, 8000)[1]
+    augmented, again = list(dev_dataloader), list(dev_dataloader)  # two evaluations
+    data_args.augment_dev = False
+    clean = list(get_dataloaders(splits, data_args, args, 8000)[1])
+    order = [utt_id for batch in augmented for utt_id in batch["utt_id"]]
+    assert order == [utt_id for batch in clean for utt_id in batch["utt_id"]] == list(splits["dev"]["utt_id"])
+    for first, second, plain in zip(augmented, again, clean):
+        assert torch.equal(first["input_values"], second["input_values"])
+        assert torch.equal(first["labels"], plain["labels"])
+        assert not torch.allclose(first["input_values"], plain["input_values"])
 
 
 def test_missing_named_checkpoint_raises(tmp_path):
