@@ -141,15 +141,18 @@ def test_checkpoints_rotate_and_model_folder(uninterrupted):
 def test_decision_is_fitted_on_the_dev_split(uninterrupted, tiny_dataset):
     """The saved threshold is the dev EER threshold of the saved model, and the saved scale is the calibration fit of
     its dev scores at that threshold, whose ECE and Brier score the run reports."""
-    from evaluate_sonar import calibration_summary, get_dataloader, iter_scores
+    from evaluate_sonar import calibration_summary, iter_scores
     from modeling_sonar import SonarForAudioClassification
     from modeling_sonar.data import load_sonar_dataset
     from modeling_sonar.metrics import compute_eer, fit_calibration_scale
     from modeling_sonar.modeling_sonar import sonar_verdict
+    from train_sonar import get_dataloaders, parse_args
 
     model = SonarForAudioClassification.from_pretrained(uninterrupted / "model")
-    dev = load_sonar_dataset(str(tiny_dataset), "dev")
-    batches = list(iter_scores(model, get_dataloader(dev, model.config.max_length, 4)))
+    # the dev batches exactly as the run scored them (RawBoost on dev by default, as released)
+    _, data_args, args = parse_args([str(arg) for arg in tiny_args(tiny_dataset, uninterrupted)])
+    splits = dict(load_sonar_dataset(str(tiny_dataset)))
+    batches = list(iter_scores(model, get_dataloaders(splits, data_args, args, model.config.max_length)[1]))
     scores = torch.cat([batch[1] for batch in batches]).numpy()
     is_bonafide = torch.cat([batch[2] for batch in batches]).numpy() == 0
     state = trainer_state(uninterrupted)
