@@ -13,6 +13,7 @@ PyTorch's within 1e-3 on test windows. Needs the `onnx` extra: `pip install -e "
 """
 
 import argparse
+import importlib.util
 import json
 import sys
 
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--int8", action="store_true", help="also write onnx/model_int8.onnx (dynamic int8)")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     args = parser.parse_args(argv)
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f'export_sonar.py: error: {", ".join(missing)} not installed; pip install -e ".[onnx]"')
 
     from modeling_sonar.onnx_export_sonar import export_sonar
 
