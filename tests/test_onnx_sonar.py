@@ -127,6 +127,11 @@ def test_export_refuses_overlapping_or_existing_output(tiny_export, tmp_path):
             export_sonar.main(["--model", str(model_dir), "--output", str(output)])
     with pytest.raises(SystemExit, match="not a model folder"):
         export_sonar.main(["--model", str(tmp_path / "missing" / "model"), "--output", str(tmp_path / "out")])
+    (tmp_path / "wav2vec2").mkdir()
+    (tmp_path / "wav2vec2" / "config.json").write_text(json.dumps({"model_type": "wav2vec2"}))
+    with pytest.raises(SystemExit, match="not a saved SONAR model"):
+        export_sonar.main(["--model", str(tmp_path / "wav2vec2"), "--output", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
     assert sorted((p.name, p.stat().st_mtime_ns) for p in model_dir.iterdir()) == before
 
 
