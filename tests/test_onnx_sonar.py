@@ -26,7 +26,7 @@ import export_sonar  # noqa: E402
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification  # noqa: E402
 from modeling_sonar.metrics import compute_eer  # noqa: E402
 from modeling_sonar.modeling_sonar import sonar_windows  # noqa: E402
-from modeling_sonar.onnx_export_sonar import export_sonar_onnx, sonar_check_windows  # noqa: E402
+from modeling_sonar.onnx_export_sonar import _in_encoders, export_sonar_onnx, sonar_check_windows  # noqa: E402
 from modeling_sonar.onnx_sonar import SonarOnnxRunner  # noqa: E402
 from modeling_sonar.pipeline_sonar import SonarAudioClassificationPipeline  # noqa: E402
 
@@ -104,6 +104,20 @@ def test_export_folder_carries_the_model_and_both_onnx_files(tiny_export):
     assert report["onnx"]["max_abs_score_diff"] <= SCORE_TOLERANCE and report["onnx"]["same_labels"]
     assert "onnx-int8" in report
     assert oct(export_dir.stat().st_mode & 0o777) == oct(0o755)
+
+
+def test_int8_quantises_the_encoders_and_keeps_fusion_and_head_fp32(tiny_export):
+    import onnx
+
+    _, export_dir, _ = tiny_export
+    fp32 = onnx.load(export_dir / "onnx" / "model.onnx").graph
+    int8 = onnx.load(export_dir / "onnx" / "model_int8.onnx").graph
+    weights = {tensor.name for tensor in fp32.initializer}
+    matmuls = [node for node in fp32.node if node.op_type == "MatMul"]
+    encoder_weight_matmuls = [n for n in matmuls if _in_encoders(n) and n.input[1] in weights]
+    outside = {n.name for n in matmuls if not _in_encoders(n)}
+    assert outside and outside <= {node.name for node in int8.node if node.op_type == "MatMul"}
+    assert sum(node.op_type == "MatMulInteger" for node in int8.node) == len(encoder_weight_matmuls) > 0
 
 
 def test_exported_files_carry_no_local_path(tiny_export):
