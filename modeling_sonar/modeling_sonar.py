@@ -2,6 +2,7 @@
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -494,12 +495,29 @@ class SonarForAudioClassification(SonarPreTrainedModel):
         per_recording = [sonar_windows(wave[: int(n)], window, hop) for wave, n in zip(input_values, lengths)]
         return torch.cat(per_recording), [w.shape[0] for w in per_recording]
 
+    def forward_windows(
+        self, windows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """
+        Scores a batch of windows `(n, max_length)`: returns their logits `(n, 2)`, their JS divergence `(n,)` (None
+        without the noise branch) and both views' last hidden states. This is the part the ONNX export holds.
+        """
+        views = self.sonar(windows)
+        z_c, z_n = views.content_hidden_states, views.noise_hidden_states
+        if self.config.head == "mlp" and self.config.mlp_input == "pooled_views":
+            logits = self.classifier(*(z for z in (z_c, z_n) if z is not None))
+        else:
+            logits = self.classifier(views.fused_hidden_states if z_n is not None else z_c)
+        js = sonar_js_divergence(z_c, z_n, self.config.js_log_base) if z_n is not None else None
+        return logits, js, z_c, z_n
+
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_embeddings: bool = False,
+        window_forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None,
         **kwargs,
     ) -> SonarAudioClassifierOutput:
         r"""
@@ -512,27 +530,35 @@ class SonarForAudioClassification(SonarPreTrainedModel):
             Label ids (`config.label2id`: bonafide, spoof). When given, the loss is computed.
         output_embeddings (`bool`, *optional*, defaults to `False`):
             Also return both views' embeddings averaged over frames and windows.
+        window_forward (`Callable`, *optional*):
+            Scores a batch of windows `(n, max_length)` in place of this model's own modules and returns
+            `(logits (n, 2), js_divergence (n,) or None)`, as [`~SonarForAudioClassification.forward_windows`] does.
+            The pipeline passes an ONNX Runtime session here, so that windowing and aggregation stay this code.
         """
         if input_values.ndim != 2:
             raise ValueError(
                 f"`input_values` must be (batch_size, samples), got shape {tuple(input_values.shape)}; "
                 "use SonarFeatureExtractor to prepare audio."
             )
+        if window_forward is not None and output_embeddings:
+            raise ValueError(
+                "`output_embeddings=True` needs the PyTorch encoders; it cannot be used with `window_forward`."
+            )
         windows, counts = self._windows(input_values, attention_mask)
         chunk = self.config.window_batch_size if len(windows) > len(counts) else len(windows)
         logits, js, content, noise = [], [], [], []
         for start in range(0, len(windows), chunk):
-            views = self.sonar(windows[start : start + chunk])
-            z_c, z_n = views.content_hidden_states, views.noise_hidden_states
-            if self.config.head == "mlp" and self.config.mlp_input == "pooled_views":
-                logits.append(self.classifier(*(z for z in (z_c, z_n) if z is not None)))
+            batch = windows[start : start + chunk]
+            if window_forward is not None:
+                batch_logits, batch_js = window_forward(batch)
             else:
-                logits.append(self.classifier(views.fused_hidden_states if z_n is not None else z_c))
-            if z_n is not None:
-                js.append(sonar_js_divergence(z_c, z_n, self.config.js_log_base))
-            if output_embeddings:
-                content.append(z_c.mean(1))
-                noise.append(z_n.mean(1) if z_n is not None else None)
+                batch_logits, batch_js, z_c, z_n = self.forward_windows(batch)
+                if output_embeddings:
+                    content.append(z_c.mean(1))
+                    noise.append(z_n.mean(1) if z_n is not None else None)
+            logits.append(batch_logits)
+            if batch_js is not None:
+                js.append(batch_js)
         window_logits = torch.cat(logits)
 
         per_logits = window_logits.split(counts)

@@ -1,7 +1,9 @@
 """SONAR's audio-classification pipeline: its verdict, its score and a per-window timeline on long recordings."""
 
+import inspect
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,7 @@ import torch
 from transformers import AudioClassificationPipeline
 
 from .modeling_sonar import sonar_verdict, sonar_window_starts
+from .onnx_sonar import SONAR_BACKENDS, SonarOnnxRunner
 
 
 def ffmpeg_decode(data: bytes, sampling_rate: int) -> np.ndarray:
@@ -49,6 +52,21 @@ def _to_mono(audio):
     return audio
 
 
+def sonar_onnx_window_forward(runner: SonarOnnxRunner) -> Callable:
+    """
+    Adapts an ONNX Runtime session to the model's `window_forward` hook: windows `(n, max_length)` as a tensor in,
+    `(logits, js_divergence)` tensors out, so that `model(**inputs, window_forward=...)` windows and aggregates in
+    PyTorch exactly as it does for its own forward, and only the per-window forward runs in ONNX Runtime.
+    """
+
+    def window_forward(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        outputs = runner(windows.detach().cpu().float().numpy())
+        js = outputs.get("js_divergence")
+        return torch.from_numpy(outputs["logits"]), None if js is None else torch.from_numpy(js)
+
+    return window_forward
+
+
 class SonarAudioClassificationPipeline(AudioClassificationPipeline):
     """
     The `audio-classification` pipeline of SONAR models, which a saved model names in `config.custom_pipelines`, so
@@ -70,7 +88,44 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
     >>> detector = pipeline("audio-classification", model="org/sonar-xlsr", trust_remote_code=True)
     >>> detector("interview.mp3", return_timeline=True)["timeline"][:2]
     ```
+
+    Args:
+        backend (`str`, *optional*, defaults to `"pytorch"`):
+            What scores each window: `"pytorch"`, `"onnx"` (ONNX Runtime, fp32: the same scores within 1e-3) or
+            `"onnx-int8"` (dynamically quantised), from the `onnx/` folder `export_sonar.py` writes. Windows,
+            aggregation and the result are the same code for all three.
+        onnx_model (`str`, *optional*):
+            Folder or Hub repository holding `onnx/`; defaults to the model's own.
+        onnx_num_threads (`int`, *optional*):
+            ONNX Runtime threads per inference; its default (the physical cores) when not given.
     """
+
+    def __init__(
+        self,
+        *args,
+        backend: str = "pytorch",
+        onnx_model: str | None = None,
+        onnx_num_threads: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if backend not in SONAR_BACKENDS:
+            raise ValueError(f"Unknown backend {backend!r}; choose one of {list(SONAR_BACKENDS)}.")
+        self.backend = backend
+        self.window_forward = None
+        if backend != "pytorch":
+            if "window_forward" not in inspect.signature(self.model.forward).parameters:
+                raise ValueError(f"This model's code has no ONNX support (backend={backend!r}); update its code.")
+            source = onnx_model or self.model.name_or_path
+            if not source:
+                raise ValueError(f"backend={backend!r} needs `onnx_model`: the model was not loaded from a folder.")
+            runner = SonarOnnxRunner.from_pretrained(source, backend=backend, num_threads=onnx_num_threads)
+            if runner.max_length != self.model.config.max_length:
+                raise ValueError(
+                    f"The ONNX export in {source} scores windows of {runner.max_length} samples but the model's "
+                    f"max_length is {self.model.config.max_length}; export this model again."
+                )
+            self.window_forward = sonar_onnx_window_forward(runner)
 
     def _sanitize_parameters(self, top_k=None, function_to_apply=None, return_timeline=None, **kwargs):
         if function_to_apply is not None:
@@ -114,6 +169,8 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
 
     def _forward(self, model_inputs):
         num_samples = model_inputs.pop("num_samples")
+        if self.window_forward is not None:
+            model_inputs["window_forward"] = self.window_forward
         outputs = self.model(**model_inputs)
         outputs["num_samples"] = num_samples
         return outputs
@@ -153,4 +210,4 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
         }
 
 
-__all__ = ["SonarAudioClassificationPipeline"]
+__all__ = ["SonarAudioClassificationPipeline", "sonar_onnx_window_forward"]
