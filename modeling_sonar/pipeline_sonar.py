@@ -67,6 +67,21 @@ def sonar_onnx_window_forward(runner: SonarOnnxRunner) -> Callable:
     return window_forward
 
 
+def sonar_onnx_backend(source: str, backend: str, max_length: int, num_threads: int | None = None) -> Callable:
+    """
+    The `window_forward` of an ONNX `backend` (`"onnx"` or `"onnx-int8"`) from the export in `source` (a folder or Hub
+    repository holding `onnx/`), checked to score windows of the model's `max_length`. The pipeline and the Space both
+    take their ONNX backend from here.
+    """
+    runner = SonarOnnxRunner.from_pretrained(source, backend=backend, num_threads=num_threads)
+    if runner.max_length != max_length:
+        raise ValueError(
+            f"The ONNX export in {source} scores windows of {runner.max_length} samples but the model's max_length is "
+            f"{max_length}; export this model again."
+        )
+    return sonar_onnx_window_forward(runner)
+
+
 class SonarAudioClassificationPipeline(AudioClassificationPipeline):
     """
     The `audio-classification` pipeline of SONAR models, which a saved model names in `config.custom_pipelines`, so
@@ -119,13 +134,7 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
             source = onnx_model or self.model.name_or_path
             if not source:
                 raise ValueError(f"backend={backend!r} needs `onnx_model`: the model was not loaded from a folder.")
-            runner = SonarOnnxRunner.from_pretrained(source, backend=backend, num_threads=onnx_num_threads)
-            if runner.max_length != self.model.config.max_length:
-                raise ValueError(
-                    f"The ONNX export in {source} scores windows of {runner.max_length} samples but the model's "
-                    f"max_length is {self.model.config.max_length}; export this model again."
-                )
-            self.window_forward = sonar_onnx_window_forward(runner)
+            self.window_forward = sonar_onnx_backend(source, backend, self.model.config.max_length, onnx_num_threads)
 
     def _sanitize_parameters(self, top_k=None, function_to_apply=None, return_timeline=None, **kwargs):
         if function_to_apply is not None:
@@ -210,4 +219,4 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
         }
 
 
-__all__ = ["SonarAudioClassificationPipeline", "sonar_onnx_window_forward"]
+__all__ = ["SonarAudioClassificationPipeline", "sonar_onnx_backend", "sonar_onnx_window_forward"]

@@ -18,12 +18,15 @@ import torch
 import torchaudio.functional as AF
 from matplotlib.figure import Figure
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
 
 SPACE_DIR = Path(__file__).resolve().parent
 # The project's CPU quick start writes its Hub-ready model folder here (relative to the repository root).
 DEFAULT_MODEL = SPACE_DIR.parent / "outputs" / "tiny_demo" / "model"
 MODEL_ID = os.environ.get("SONAR_MODEL", str(DEFAULT_MODEL))
+# "pytorch", or "onnx" / "onnx-int8": each window's forward in ONNX Runtime, from the onnx/ that export_sonar.py writes
+BACKEND = os.environ.get("SONAR_BACKEND", "pytorch")
 MAX_DURATION_S = float(os.environ.get("SONAR_MAX_DURATION_S", 300))
 MAX_FILE_MB = float(os.environ.get("SONAR_MAX_FILE_MB", 20))
 CONCURRENCY_LIMIT = int(os.environ.get("SONAR_CONCURRENCY_LIMIT", 2))
@@ -62,7 +65,32 @@ def load_model(model_id: str) -> tuple:
     return model, feature_extractor, None
 
 
+def load_backend(model_id: str, backend: str, max_length: int):
+    """The `window_forward` of an ONNX backend, from the model's own pipeline code (`None` for PyTorch), or the reason
+    it cannot be had (no ONNX files, no onnxruntime), so that the page can say so."""
+    if backend == "pytorch":
+        return None, None
+    try:
+        onnx_backend = get_class_from_dynamic_module("pipeline_sonar.sonar_onnx_backend", model_id)
+        return onnx_backend(model_id, backend, max_length), None
+    except ImportError as error:
+        print(f"Could not load the {backend} backend of {model_id}: {error}", file=sys.stderr)
+        return None, f"`SONAR_BACKEND={backend}` needs ONNX Runtime: add `onnxruntime` to the Space's requirements."
+    except (OSError, ValueError, AttributeError) as error:  # the message names server paths: the log only
+        print(f"Could not load the {backend} backend of {model_id}: {error}", file=sys.stderr)
+        return None, (
+            f"`SONAR_BACKEND={backend}` cannot run `{shown_name(model_id)}`: the backend must be pytorch, onnx or "
+            "onnx-int8, and the model needs its ONNX export (`python export_sonar.py --model MODEL --output OUT "
+            "--int8` in the project writes `onnx/model.onnx` and `onnx/model_int8.onnx`)."
+        )
+
+
 MODEL, FEATURE_EXTRACTOR, MODEL_ERROR = load_model(MODEL_ID)
+WINDOW_FORWARD = None
+if MODEL is not None:
+    WINDOW_FORWARD, MODEL_ERROR = load_backend(MODEL_ID, BACKEND, MODEL.config.max_length)
+    if MODEL_ERROR:
+        MODEL = None
 if MODEL is not None:
     SAMPLING_RATE = FEATURE_EXTRACTOR.sampling_rate
     # The verdict, its probability and the window positions come from the model's own code (package or remote code),
@@ -123,7 +151,7 @@ def detect(path: str | None) -> dict:
         inputs = FEATURE_EXTRACTOR(waveform, sampling_rate=SAMPLING_RATE, return_tensors="pt")
     except ValueError as error:
         raise gr.Error(f"Cannot score this clip: {error}") from error
-    output = MODEL(**inputs)
+    output = MODEL(**inputs, window_forward=WINDOW_FORWARD)
 
     config = MODEL.config
     score = output.scores[0].item()

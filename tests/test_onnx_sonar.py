@@ -265,3 +265,37 @@ def test_pipeline_without_onnx_files_says_how_to_export(tiny_export):
         pipeline("audio-classification", backend="onnx", **kwargs)
     with pytest.raises(ValueError, match="Unknown backend"):
         pipeline("audio-classification", backend="tensorrt", **kwargs)
+
+
+def import_space(monkeypatch, model: Path, backend: str, name: str):
+    """`space/app.py` imported in this process (not launched) with `SONAR_MODEL=model` and `SONAR_BACKEND=backend`."""
+    import importlib.util
+
+    monkeypatch.setenv("SONAR_MODEL", str(model))
+    monkeypatch.setenv("SONAR_BACKEND", backend)
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "space" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    return app
+
+
+def test_space_backends_give_the_pytorch_verdict(tiny_export, monkeypatch, tmp_path):
+    """`SONAR_BACKEND=onnx` runs each window of the Space's request in ONNX Runtime: same verdict and timeline."""
+    model_dir, export_dir, _ = tiny_export
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, make_speechlike(10.0, seed=5), 16000)
+    reports = {}
+    for backend in ("pytorch", "onnx", "onnx-int8"):
+        app = import_space(monkeypatch, export_dir, backend, f"space_app_{backend.replace('-', '_')}")
+        assert app.MODEL_ERROR is None and (app.WINDOW_FORWARD is None) == (backend == "pytorch")
+        reports[backend] = app.detect(str(clip))
+    reference = reports["pytorch"]
+    for backend in ("onnx", "onnx-int8"):
+        report = reports[backend]
+        assert abs(report["score"] - reference["score"]) <= (SCORE_TOLERANCE if backend == "onnx" else 0.5)
+        assert [w["start_s"] for w in report["windows"]] == [w["start_s"] for w in reference["windows"]]
+    assert reports["onnx-int8"]["score"] != reference["score"]  # int8 really ran
+
+    app = import_space(monkeypatch, model_dir, "onnx", "space_app_without_onnx")  # a folder without onnx/
+    assert app.MODEL is None and "export_sonar.py" in app.MODEL_ERROR and str(model_dir) not in app.MODEL_ERROR
