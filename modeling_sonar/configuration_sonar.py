@@ -148,8 +148,8 @@ class SonarConfig(PreTrainedConfig):
         Initialisation of SONAR's own linear and convolution layers (filter bank, fusion and head; the encoders
         initialise or load themselves). `"pytorch"` (the released code, which keeps PyTorch's defaults): weights and
         biases uniform in +-1/sqrt(fan_in). `"lecun_normal"`: weights N(0, 1/fan_in), about 1.7x the standard
-        deviation, and zero biases; it keeps activations near unit scale through AASIST's SELU layers, which the
-        `small` preset needs to learn from scratch.
+        deviation, and zero biases (this project's earlier choice, meant to keep activations near unit scale through
+        AASIST's SELU layers).
     share_encoders (`bool`, *optional*, defaults to `False`):
         Tie the content and noise encoders (the paper clones one checkpoint into two separately fine-tuned encoders).
         With shared weights both views run as one batch.
