@@ -14,7 +14,7 @@ ONNX Runtime (fp32 and dynamic int8) against PyTorch, on CPU.
 Peak memory is measured in a child process per model and variant (peak RSS on CPU, `max_memory_allocated` on CUDA),
 so no model's allocations count against another's; ONNX children load only the runner, not PyTorch.
 
-    python bench/inference.py                      # CPU: all three, about 10 minutes on 2 cores
+    python bench/inference.py                      # CPU: all three, about 10 minutes on 2 cores, 12 GB of memory
     python bench/inference.py --onnx_dir outputs/bench_onnx   # keep the exports and reuse them next time
     python bench/inference.py --device cuda --batch_size 8 --runs 10 --dtype bfloat16 --skip_onnx
 
@@ -24,7 +24,6 @@ batch 1), `onnx_max_abs_score_diff=` (fp32) and `long_recording_windows_per_s_ra
 
 import argparse
 import gc
-import importlib.util
 import json
 import resource
 import subprocess
@@ -101,25 +100,30 @@ def measure_in_child(name: str, args: argparse.Namespace) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def load_runner_class():
-    """`SonarOnnxRunner` from its file alone: the package's `__init__` would import PyTorch into an ONNX process."""
-    spec = importlib.util.spec_from_file_location("onnx_sonar", RUNNER_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SonarOnnxRunner
-
-
-def onnx_peak_memory(args: argparse.Namespace) -> dict:
-    """Child-process mode: one ONNX Runtime session, one batch, peak RSS in MiB."""
-    runner = load_runner_class()(Path(args.onnx_dir) / ONNX_VARIANTS[args.measure_onnx], num_threads=args.threads)
-    runner(np.random.default_rng(0).standard_normal((args.batch_size, args.samples), dtype=np.float32) * 0.1)
-    return {"peak_mib": peak_rss_mib(), "torch": "torch" in sys.modules}
+# An ONNX child loads the runner's file alone: the package, or this script, would import PyTorch into it.
+ONNX_MEMORY_CHILD = """
+import importlib.util, json, sys
+import numpy as np
+runner_file, model_path, batch_size, samples, threads = sys.argv[1:]
+spec = importlib.util.spec_from_file_location("onnx_sonar", runner_file)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+runner = module.SonarOnnxRunner(model_path, num_threads=int(threads))
+runner(np.random.default_rng(0).standard_normal((int(batch_size), int(samples)), dtype=np.float32) * 0.1)
+status = open("/proc/self/status").read()
+print(json.dumps({"peak_mib": int(status.split("VmHWM:")[1].split()[0]) / 1024, "torch": "torch" in sys.modules}))
+"""
 
 
 def variant_peak_memory(variant: str, batch_size: int, args: argparse.Namespace) -> float:
-    command = [sys.executable, __file__, "--threads", str(args.threads), "--batch_size", str(batch_size),
-               "--samples", str(args.samples), "--onnx_dir", str(args.onnx_dir), "--device", "cpu"]  # fmt: skip
-    command += ["--measure_memory", "sonar"] if variant == "pytorch" else ["--measure_onnx", variant]
+    """Peak RSS of one forward at `batch_size` in a fresh process: PyTorch (building the model) or one ONNX session."""
+    if variant == "pytorch":
+        command = [sys.executable, __file__, "--measure_memory", "sonar", "--device", "cpu", "--threads",
+                   str(args.threads), "--batch_size", str(batch_size), "--samples", str(args.samples)]  # fmt: skip
+    else:
+        model_path = args.onnx_dir / ONNX_VARIANTS[variant]
+        command = [sys.executable, "-c", ONNX_MEMORY_CHILD, str(RUNNER_FILE), str(model_path), str(batch_size),
+                   str(args.samples), str(args.threads)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
 
@@ -248,12 +252,8 @@ def main():
     parser.add_argument("--long_recording_s", type=float, default=600.0, help="the long recording's length")
     parser.add_argument("--skip_onnx", action="store_true", help="only the SONAR vs wav2vec2 comparison")
     parser.add_argument("--measure_memory", choices=["sonar", "wav2vec2"], help=argparse.SUPPRESS)
-    parser.add_argument("--measure_onnx", choices=list(ONNX_VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.measure_onnx:
-        print(json.dumps(onnx_peak_memory(args)))
-        return
     torch.set_num_threads(args.threads)
     if args.measure_memory:
         print(json.dumps(peak_memory(args)))
