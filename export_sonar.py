@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
     if missing:
         sys.exit(f'export_sonar.py: error: {", ".join(missing)} not installed; pip install -e ".[onnx]"')
 
-    from modeling_sonar.onnx_export_sonar import export_sonar
+    from sonar_training.onnx_export import export_sonar
 
     try:
         report = export_sonar(args.model, args.output, int8=args.int8, overwrite=args.overwrite)

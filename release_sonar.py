@@ -57,7 +57,7 @@ def render_results_card(model_dir: Path, results: Sequence[str], model_name: str
     """The card files (`README.md` and its inputs) with the test sets `NAME=SUMMARY_JSON` added (or replaced, by
     name), as text for the upload copy: the model folder itself is left as it is."""
     from modeling_sonar import SonarConfig
-    from modeling_sonar.model_card import CARD_INPUTS_FILE, public_name, render_model_card
+    from sonar_training.model_card import CARD_INPUTS_FILE, public_name, render_model_card
 
     inputs_path = model_dir / CARD_INPUTS_FILE
     if not inputs_path.is_file():

@@ -45,7 +45,21 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from evaluate_sonar import (
+from modeling_sonar import (
+    SONAR_PRESETS,
+    SonarConfig,
+    SonarFeatureExtractor,
+    SonarForAudioClassification,
+    sonar_verdict,
+)
+from sonar_training.checkpoints import TRAINING_STATE_FILE, resolve_checkpoint, rotate_checkpoints
+from sonar_training.data import SonarCollator, load_sonar_dataset
+from sonar_training.metrics import fit_calibration_scale
+from sonar_training.model_card import public_name, write_model_card
+from sonar_training.plots import plot_training_curves
+from sonar_training.recipe import LR_SCHEDULES, class_weights_from_priors, cosine_lr_lambda, load_config_file
+from sonar_training.sampling import DEV_AUGMENTATION_EPOCH, SPOOF_DRAWS, SonarEpochSampler, SonarKeyedDataset
+from sonar_training.scoring import (
     DEFAULT_CONDITION_COLUMNS,
     SCORE_FILE,
     ScoringCollator,
@@ -56,24 +70,6 @@ from evaluate_sonar import (
     summarize,
     write_summary_and_plots,
     write_verdicts,
-)
-from modeling_sonar import SONAR_PRESETS, SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.data import SPOOF_DRAWS, SonarCollator, load_sonar_dataset
-from modeling_sonar.metrics import fit_calibration_scale
-from modeling_sonar.model_card import public_name, write_model_card
-from modeling_sonar.modeling_sonar import sonar_verdict
-from modeling_sonar.training_utils import (
-    DEV_AUGMENTATION_EPOCH,
-    LR_SCHEDULES,
-    TRAINING_STATE_FILE,
-    SonarEpochSampler,
-    SonarKeyedDataset,
-    class_weights_from_priors,
-    cosine_lr_lambda,
-    load_config_file,
-    plot_training_curves,
-    resolve_checkpoint,
-    rotate_checkpoints,
 )
 
 
@@ -363,7 +359,7 @@ def config_from_args(model_args: ModelArguments, data_args: DataArguments) -> So
     """The preset with the overrides and the window length (`ValueError` for a combination the config refuses)."""
     overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
     if data_args.max_length is not None:
-        overrides.update(max_length=data_args.max_length, window_hop_length=data_args.max_length // 2)
+        overrides["max_length"] = data_args.max_length
     return SonarConfig.from_preset(model_args.preset, **overrides)
 
 
@@ -401,7 +397,12 @@ def get_dataloaders(
         train["label"][:], args.seed, data_args.balanced_sampling, data_args.balanced_spoof_draw
     )
     collator = SonarCollator(
-        max_length, True, data_args.random_crop, data_args.rawboost_algo, args.seed, data_args.augment_full_clip
+        max_length=max_length,
+        train=True,
+        random_crop=data_args.random_crop,
+        rawboost_algo=data_args.rawboost_algo,
+        seed=args.seed,
+        augment_full_clip=data_args.augment_full_clip,
     )
     train_dataloader = DataLoader(
         SonarKeyedDataset(train),
@@ -415,7 +416,11 @@ def get_dataloaders(
     if data_args.augment_dev and data_args.rawboost_algo:
         dev = splits["dev"].select_columns(["audio", "label", "utt_id"])
         dev_collator = SonarCollator(
-            max_length, True, False, data_args.rawboost_algo, args.seed, data_args.augment_full_clip
+            max_length=max_length,
+            train=True,
+            rawboost_algo=data_args.rawboost_algo,
+            seed=args.seed,
+            augment_full_clip=data_args.augment_full_clip,
         )
         dev_dataloader = DataLoader(
             SonarKeyedDataset(dev, epoch=DEV_AUGMENTATION_EPOCH),

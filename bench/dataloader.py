@@ -3,7 +3,7 @@
 
 One process, one thread, as a DataLoader worker runs: `SonarCollator` at the paper's setting (decode, 64,600-sample
 crop, RawBoost algo 4) over batches of training rows held in memory (as `save_to_disk` embeds the FLAC bytes),
-before (RawBoost as first written, `tests/rawboost_reference.py`) and after (`modeling_sonar.rawboost`), the runs
+before (RawBoost as first written, `tests/rawboost_reference.py`) and after (`sonar_training.rawboost`), the runs
 interleaved so that machine load hits both alike. Two clip sets from sonar-mini's train split:
 
 - `sonar-mini`: the clips as they are (16 kHz FLAC, up to 6 s);
@@ -44,7 +44,10 @@ sys.path[:0] = [str(REPO_DIR), str(REPO_DIR / "tests")]
 import rawboost_reference  # noqa: E402
 
 from dataset_scripts.asvspoof2019_la import build_split_dataset  # noqa: E402
-from modeling_sonar import data  # noqa: E402
+from modeling_sonar import load_audio  # noqa: E402
+from modeling_sonar.audio_sonar import sonar_window  # noqa: E402
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE  # noqa: E402
+from sonar_training import data  # noqa: E402
 
 
 DEFAULT_DATA = REPO_DIR.parent / "shared" / "data" / "sonar-mini" / "LA"
@@ -65,8 +68,8 @@ def fixed_length_rows(rows: list[dict], length: int) -> list[dict]:
     fixed = []
     for row in rows:
         buffer = io.BytesIO()
-        waveform = data.fix_length(data.decode_audio(row["audio"]), length)
-        sf.write(buffer, waveform, data.SAMPLING_RATE, format="FLAC", subtype="PCM_16")
+        waveform = sonar_window(load_audio(row["audio"]), length)
+        sf.write(buffer, waveform, SONAR_SAMPLING_RATE, format="FLAC", subtype="PCM_16")
         fixed.append({"audio": {"bytes": buffer.getvalue(), "path": row["audio"]["path"]}, "label": row["label"]})
     return fixed
 
@@ -90,7 +93,7 @@ def measure(rows: list[dict], args: argparse.Namespace) -> tuple[tuple[float, fl
     their first batches under the same seed."""
 
     def collator() -> data.SonarCollator:
-        return data.SonarCollator(args.max_length, train=True, rawboost_algo=args.rawboost_algo, seed=0)
+        return data.SonarCollator(max_length=args.max_length, train=True, rawboost_algo=args.rawboost_algo, seed=0)
 
     best = {"before": (0.0, 0.0), "after": (0.0, 0.0)}
     for _ in range(args.repeats):

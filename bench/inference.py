@@ -130,7 +130,7 @@ def variant_peak_memory(variant: str, batch_size: int, args: argparse.Namespace)
 
 def export_onnx(model: SonarForAudioClassification, onnx_dir: Path) -> None:
     """fp32 export and its int8 quantisation, unless `onnx_dir` already holds both (reruns reuse them)."""
-    from modeling_sonar.onnx_export_sonar import export_sonar_onnx, quantize_sonar_onnx
+    from sonar_training.onnx_export import export_sonar_onnx, quantize_sonar_onnx
 
     fp32, int8 = (onnx_dir / name for name in ONNX_VARIANTS.values())
     onnx_dir.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2019_la.
 from datasets import DatasetDict  # noqa: E402
 
 from dataset_scripts.common import (  # noqa: E402
+    LABEL_IDS,
     ConversionError,
     add_common_arguments,
     build_split,
@@ -51,7 +52,6 @@ ASV_SCORES_DIR = "ASVspoof2019_LA_asv_scores"
 ASV_SCORES_FILE = "ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
 ASV_KEYS = ("target", "nontarget", "spoof")
 ATTACK = re.compile(r"A\d\d")
-LABELS = {"bonafide": 0, "spoof": 1}
 
 
 def available_splits(root: str | Path) -> list[str]:
@@ -66,7 +66,7 @@ def build_split_dataset(root: str | Path, split: str, skip_missing: bool = False
     protocol = root / PROTOCOL_DIR / protocol_name
     columns = {"audio": [], "label": [], "utt_id": [], "speaker": [], "system": []}
     for line_number, (speaker, utt_id, _, system, label) in enumerate(read_fields(protocol, 5), start=1):
-        columns["label"].append(parse_label(label, LABELS, f"{protocol}, line {line_number}"))
+        columns["label"].append(parse_label(label, LABEL_IDS, f"{protocol}, line {line_number}"))
         columns["utt_id"].append(utt_id)
         columns["speaker"].append(speaker)
         columns["system"].append(system)

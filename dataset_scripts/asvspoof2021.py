@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2021.py`
 from datasets import DatasetDict  # noqa: E402
 
 from dataset_scripts.common import (  # noqa: E402
+    LABEL_IDS,
     ConversionError,
     add_common_arguments,
     build_split,
@@ -66,7 +67,6 @@ KEY_COLUMNS = {
     ],
 }
 PHASES = ("eval", "progress", "hidden", "all")
-LABELS = {"bonafide": 0, "spoof": 1}
 
 
 def find_keys(root: str | Path, track: str) -> Path:
@@ -107,7 +107,7 @@ def build_dataset(
     columns = {name: [] for name in ["audio", *names]}
     for line_number, fields in enumerate(read_fields(keys, len(names)), start=1):
         row = dict(zip(names, fields))
-        row["label"] = parse_label(row["label"], LABELS, f"{keys}, line {line_number}")
+        row["label"] = parse_label(row["label"], LABEL_IDS, f"{keys}, line {line_number}")
         if row["system"] == "bonafide":  # the keys' attack of bona fide trials; `-` in every converter's output
             row["system"] = "-"
         if phase in ("all", row["phase"]):

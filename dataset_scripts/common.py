@@ -21,11 +21,13 @@ from pathlib import Path
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 from tqdm.auto import tqdm
 
+from modeling_sonar.configuration_sonar import SONAR_BONAFIDE_ID, SONAR_LABELS, SONAR_SAMPLING_RATE, SONAR_SPOOF_ID
+
 
 logger = logging.getLogger(__name__)
 
-SAMPLING_RATE = 16000
-LABEL_NAMES = ["bonafide", "spoof"]  # = SonarConfig.id2label: 0 bona fide, 1 spoof
+# The protocols' label words, as the model's label ids
+LABEL_IDS = {"bonafide": SONAR_BONAFIDE_ID, "spoof": SONAR_SPOOF_ID}
 CORE_COLUMNS = ["audio", "label", "utt_id", "speaker", "system"]
 MAX_NAMES_SHOWN = 5
 
@@ -38,8 +40,8 @@ def make_features(extra_columns: Sequence[str] = ()) -> Features:
     """Core features plus one string column per further protocol field."""
     return Features(
         {
-            "audio": Audio(sampling_rate=SAMPLING_RATE),
-            "label": ClassLabel(names=LABEL_NAMES),
+            "audio": Audio(sampling_rate=SONAR_SAMPLING_RATE),
+            "label": ClassLabel(names=list(SONAR_LABELS)),
             "utt_id": Value("string"),
             "speaker": Value("string"),
             "system": Value("string"),

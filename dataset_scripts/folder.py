@@ -29,6 +29,7 @@ from datasets import DatasetDict  # noqa: E402
 
 from dataset_scripts.common import (  # noqa: E402
     CORE_COLUMNS,
+    LABEL_IDS,
     ConversionError,
     add_common_arguments,
     build_split,
@@ -38,7 +39,8 @@ from dataset_scripts.common import (  # noqa: E402
 )
 
 
-LABELS = {"bonafide": 0, "bona-fide": 0, "bona fide": 0, "real": 0, "genuine": 0, "spoof": 1, "fake": 1}
+LABEL_WORDS = {"bonafide": ("bonafide", "bona-fide", "bona fide", "real", "genuine"), "spoof": ("spoof", "fake")}
+LABELS = {word: LABEL_IDS[label] for label, words in LABEL_WORDS.items() for word in words}
 
 
 def build_dataset(

@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as `python dataset_scripts/in_the_wild.py`:
 from datasets import DatasetDict  # noqa: E402
 
 from dataset_scripts.common import (  # noqa: E402
+    LABEL_IDS,
     ConversionError,
     add_common_arguments,
     build_split,
@@ -35,7 +36,7 @@ from dataset_scripts.common import (  # noqa: E402
 )
 
 
-LABELS = {"bona-fide": 0, "spoof": 1}
+LABELS = {"bona-fide": LABEL_IDS["bonafide"], "spoof": LABEL_IDS["spoof"]}
 REQUIRED_COLUMNS = ("file", "speaker", "label")
 
 

@@ -47,7 +47,8 @@ import torchaudio.functional as AF  # noqa: E402
 import torchaudio.transforms as T  # noqa: E402
 
 from dataset_scripts.common import atomic_output  # noqa: E402
-from modeling_sonar.data import SAMPLING_RATE, decode_audio  # noqa: E402
+from modeling_sonar import load_audio  # noqa: E402
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE  # noqa: E402
 
 
 # gradio files that hold speech (cantina.wav and sax.wav are music); speaker ids group recordings of one person
@@ -83,8 +84,8 @@ def griffin_lim(x: torch.Tensor, n_fft: int, n_iter: int, momentum: float) -> to
 
 def mel_griffin_lim(x: torch.Tensor, n_fft: int, n_mels: int, n_iter: int) -> torch.Tensor:
     """Mel spectrogram (what TTS acoustic models predict) inverted by least squares, then Griffin-Lim."""
-    mel = T.MelScale(n_mels=n_mels, sample_rate=SAMPLING_RATE, n_stft=n_fft // 2 + 1)(_magnitude(x, n_fft))
-    magnitude = T.InverseMelScale(n_stft=n_fft // 2 + 1, n_mels=n_mels, sample_rate=SAMPLING_RATE)(mel)
+    mel = T.MelScale(n_mels=n_mels, sample_rate=SONAR_SAMPLING_RATE, n_stft=n_fft // 2 + 1)(_magnitude(x, n_fft))
+    magnitude = T.InverseMelScale(n_stft=n_fft // 2 + 1, n_mels=n_mels, sample_rate=SONAR_SAMPLING_RATE)(mel)
     inverse = T.GriffinLim(n_fft=n_fft, hop_length=n_fft // 4, n_iter=n_iter, power=1, length=x.shape[-1])
     return inverse(magnitude)
 
@@ -148,8 +149,8 @@ def source_utterances() -> list[dict]:
     """Cut each recording into equal pieces of about `UTTERANCE_S` seconds (2-3.5 s with gradio's recordings)."""
     utterances = []
     for path, speaker in find_source_recordings():
-        waveform = decode_audio(str(path), SAMPLING_RATE)
-        pieces = max(1, round(len(waveform) / (UTTERANCE_S * SAMPLING_RATE)))
+        waveform = load_audio(str(path), SONAR_SAMPLING_RATE)
+        pieces = max(1, round(len(waveform) / (UTTERANCE_S * SONAR_SAMPLING_RATE)))
         size = len(waveform) // pieces
         for piece in range(pieces):
             utterances.append(
@@ -157,7 +158,7 @@ def source_utterances() -> list[dict]:
                     "waveform": waveform[piece * size : (piece + 1) * size],
                     "speaker": speaker,
                     "source": path.name,
-                    "offset_s": piece * size / SAMPLING_RATE,
+                    "offset_s": piece * size / SONAR_SAMPLING_RATE,
                 }
             )
     return utterances
@@ -186,7 +187,7 @@ def _write_corpus(folder: Path, seed: int) -> dict[str, int]:
         utt_id = f"LA_{SPLIT_LAYOUT[split][0]}_{counters[split]}"
         flac = la / f"ASVspoof2019_LA_{split}" / "flac"
         flac.mkdir(parents=True, exist_ok=True)
-        sf.write(flac / f"{utt_id}.flac", waveform, SAMPLING_RATE, subtype="PCM_16", format="FLAC")
+        sf.write(flac / f"{utt_id}.flac", waveform, SONAR_SAMPLING_RATE, subtype="PCM_16", format="FLAC")
         protocols[split].append(f"{speaker} {utt_id} - {system} {label}")
         sources.append({"utt_id": utt_id, "split": split, "label": label, "system": system, **info})
 
@@ -196,7 +197,9 @@ def _write_corpus(folder: Path, seed: int) -> dict[str, int]:
             continue
         for speed in SPEEDS:
             # speed perturbation: read the samples as if recorded at speed * 16 kHz, then resample back to 16 kHz
-            real = AF.resample(torch.from_numpy(utterance["waveform"]), round(SAMPLING_RATE * speed), SAMPLING_RATE)
+            real = AF.resample(
+                torch.from_numpy(utterance["waveform"]), round(SONAR_SAMPLING_RATE * speed), SONAR_SAMPLING_RATE
+            )
             real = _limit_peak(real.numpy() * 10 ** (rng.uniform(-6, 0) / 20))
             info = {"source": utterance["source"], "offset_s": utterance["offset_s"], "speed": speed}
             write_clip(split, real, utterance["speaker"], "-", "bonafide", info)

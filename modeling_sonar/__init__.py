@@ -2,6 +2,7 @@
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
+from .audio_sonar import load_audio, sonar_verdict
 from .configuration_sonar import SONAR_LABELS, SONAR_PRESETS, SonarConfig
 from .feature_extraction_sonar import SonarFeatureExtractor
 from .modeling_sonar import SonarAudioClassifierOutput, SonarForAudioClassification, SonarModel, SonarModelOutput
@@ -29,4 +30,6 @@ __all__ = [
     "SonarForAudioClassification",
     "SonarModel",
     "SonarModelOutput",
+    "load_audio",
+    "sonar_verdict",
 ]

@@ -7,7 +7,13 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 
+# The constants every part of the project imports from here: labels and their ids, the rate the encoders expect and
+# the paper's window (64,600 samples, about 4.04 s at 16 kHz).
 SONAR_LABELS = ("bonafide", "spoof")
+SONAR_BONAFIDE_ID = SONAR_LABELS.index("bonafide")
+SONAR_SPOOF_ID = SONAR_LABELS.index("spoof")
+SONAR_SAMPLING_RATE = 16000
+SONAR_WINDOW_LENGTH = 64600
 
 # XLS-R 300M (facebook/wav2vec2-xls-r-300m) as the paper fine-tunes it: last hidden state only, SpecAugment and
 # LayerDrop off.
@@ -219,7 +225,7 @@ class SonarConfig(PreTrainedConfig):
         Rate the encoders expect.
     max_length (`int`, *optional*, defaults to 64600):
         Samples in one window (about 4.04 s), the paper's input length. Shorter input is tiled (repeated) to it.
-    window_hop_length (`int`, *optional*, defaults to 32300):
+    window_hop_length (`int`, *optional*, defaults to half of `max_length`):
         Hop, in samples, between the windows that score input longer than `max_length`; the last window is aligned to
         the end of the recording so that no sample is left out.
     window_aggregation (`str`, *optional*, defaults to `"mean"`):
@@ -297,9 +303,9 @@ class SonarConfig(PreTrainedConfig):
     js_log_base: float = 2.0
     class_weights: list[float] | None = None
 
-    sampling_rate: int = 16000
-    max_length: int = 64600
-    window_hop_length: int = 32300
+    sampling_rate: int = SONAR_SAMPLING_RATE
+    max_length: int = SONAR_WINDOW_LENGTH
+    window_hop_length: int | None = None
     window_aggregation: str = "mean"
     window_batch_size: int = 16
 
@@ -316,6 +322,8 @@ class SonarConfig(PreTrainedConfig):
         if self.id2label is None:
             self.id2label = dict(enumerate(SONAR_LABELS))
             self.label2id = {label: i for i, label in enumerate(SONAR_LABELS)}
+        if self.window_hop_length is None:
+            self.window_hop_length = self.max_length // 2
         super().__post_init__(**kwargs)
         self.auto_map = {**SONAR_AUTO_MAP, **(getattr(self, "auto_map", None) or {})}
         self.custom_pipelines = copy.deepcopy(SONAR_CUSTOM_PIPELINES)
@@ -345,8 +353,11 @@ class SonarConfig(PreTrainedConfig):
             raise ValueError(f"`js_log_base` must be greater than 1 (2 or e), got {self.js_log_base}.")
         if self.class_weights is not None and len(self.class_weights) != len(SONAR_LABELS):
             raise ValueError(f"`class_weights` needs one weight per label {SONAR_LABELS}, got {self.class_weights}.")
-        if sorted(self.id2label.values()) != sorted(SONAR_LABELS):
-            raise ValueError(f"`id2label` must name exactly the labels {SONAR_LABELS}, got {self.id2label}.")
+        if self.id2label != dict(enumerate(SONAR_LABELS)):
+            raise ValueError(
+                f"`id2label` must be {dict(enumerate(SONAR_LABELS))}, the label ids of every SONAR dataset, got "
+                f"{self.id2label}."
+            )
         if not 0 < self.window_hop_length <= self.max_length:
             raise ValueError(
                 f"`window_hop_length` must be in (0, max_length={self.max_length}], got {self.window_hop_length}."
@@ -396,11 +407,20 @@ class SonarConfig(PreTrainedConfig):
 
     @property
     def bonafide_id(self) -> int:
-        return self.label2id["bonafide"]
+        return SONAR_BONAFIDE_ID
 
     @property
     def spoof_id(self) -> int:
-        return self.label2id["spoof"]
+        return SONAR_SPOOF_ID
 
 
-__all__ = ["SonarConfig", "SONAR_CUSTOM_PIPELINES", "SONAR_LABELS", "SONAR_PRESETS"]
+__all__ = [
+    "SONAR_BONAFIDE_ID",
+    "SONAR_CUSTOM_PIPELINES",
+    "SONAR_LABELS",
+    "SONAR_PRESETS",
+    "SONAR_SAMPLING_RATE",
+    "SONAR_SPOOF_ID",
+    "SONAR_WINDOW_LENGTH",
+    "SonarConfig",
+]

@@ -14,12 +14,9 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import ModelOutput
 
 from .aasist import SonarAasistGraphAttention, SonarAasistHead, SonarAasistHeteroGraphAttention
+from .audio_sonar import sonar_aggregate_windows, sonar_scores, sonar_windows
 from .configuration_sonar import SONAR_CUSTOM_PIPELINES, SonarConfig
 
-
-# How a verdict reads, for each label.
-SONAR_VERDICT_NAMES = {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}
-SMOKE_TEST_NOTE = "smoke-test model trained on the demo corpus, not a detector"
 
 # Fixed SRM high-pass kernels for the non-learnable ablation; each also appears at every shift that fits the filter.
 SRM_KERNELS = ([-1.0, 1.0], [1.0, -2.0, 1.0], [-1.0, 3.0, -3.0, 1.0], [-1.0, 4.0, -6.0, 4.0, -1.0])
@@ -70,6 +67,9 @@ class SonarAudioClassifierOutput(ModelOutput):
             Content view averaged over frames and windows; returned when `output_embeddings=True`.
         noise_embeddings (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
             Noise view averaged over frames and windows; returned when `output_embeddings=True`.
+        noise_waveform (`torch.FloatTensor` of shape `(batch_size, samples)`, *optional*):
+            What the residual filter bank passes on to the noise encoder, over the whole input (padding included);
+            returned when `output_noise_waveform=True` and the model has the noise branch.
     """
 
     loss: torch.FloatTensor | None = None
@@ -82,6 +82,7 @@ class SonarAudioClassifierOutput(ModelOutput):
     window_mask: torch.BoolTensor | None = None
     content_embeddings: torch.FloatTensor | None = None
     noise_embeddings: torch.FloatTensor | None = None
+    noise_waveform: torch.FloatTensor | None = None
 
 
 def sonar_js_divergence(content: torch.Tensor, noise: torch.Tensor, log_base: float = 2.0) -> torch.Tensor:
@@ -111,80 +112,6 @@ def sonar_js_loss(js_divergence: torch.Tensor, is_bonafide: torch.Tensor) -> tor
     """L_JS = y * JS + (1 - y) * (1 - JS), y = 1 for bona fide: pulls real views together, pushes fake ones apart."""
     y = is_bonafide.to(js_divergence.dtype)
     return (y * js_divergence + (1 - y) * (1 - js_divergence)).mean()
-
-
-def sonar_window_starts(num_samples: int, window_length: int, hop_length: int) -> list[int]:
-    """
-    Start sample of every window that scores a recording of `num_samples`: one window (tiled) when it is no longer
-    than `window_length`; otherwise one every `hop_length` samples, plus one aligned to the end when the hops leave a
-    tail, so that every sample is scored.
-    """
-    if num_samples <= window_length:
-        return [0]
-    starts = list(range(0, num_samples - window_length + 1, hop_length))
-    if starts[-1] + window_length < num_samples:
-        starts.append(num_samples - window_length)
-    return starts
-
-
-def sonar_windows(waveform: torch.Tensor, window_length: int, hop_length: int) -> torch.Tensor:
-    """
-    Cuts one recording `(samples,)` into the windows the model scores, `(num_windows, window_length)`, at
-    `sonar_window_starts`. A recording shorter than a window is tiled (repeated) to its length, as the paper pads.
-    """
-    length = waveform.shape[-1]
-    if length <= window_length:
-        return waveform.repeat(math.ceil(window_length / length))[:window_length].unsqueeze(0)
-    return torch.stack(
-        [waveform[s : s + window_length] for s in sonar_window_starts(length, window_length, hop_length)]
-    )
-
-
-def sonar_aggregate_windows(window_logits: torch.Tensor, aggregation: str, bonafide_id: int = 0) -> torch.Tensor:
-    """
-    Combines one recording's window logits `(num_windows, 2)` into `(2,)`: `"first"` (the paper's protocol), `"mean"`
-    of the logits, or `"max"`: the most spoof-like window, the one with the lowest bona fide log-odds.
-    """
-    if aggregation == "first":
-        return window_logits[0]
-    if aggregation == "mean":
-        return window_logits.mean(0)
-    scores = window_logits[:, bonafide_id] - window_logits[:, 1 - bonafide_id]
-    return window_logits[scores.argmin()]
-
-
-def sonar_verdict(score: float, config: SonarConfig) -> dict:
-    """
-    The decision on one recording (or one window) from its score: the only place where a score meets the threshold.
-    The pipeline, the Space, the evaluation script and the model card all call it, so they agree.
-
-    `p(spoof) = sigmoid(a * (t - score))` with `t = config.decision_threshold` and `a = config.calibration_scale`
-    (fitted on the development split by the training script), so that the probability is 0.5 exactly at the
-    threshold; the label is `bonafide` when `score >= t`.
-
-    Args:
-        score (`float`): the bona fide log-odds (`outputs.scores`), higher = more genuine.
-        config (`SonarConfig`): the model's config.
-
-    Returns:
-        `dict` with `label` (`"bonafide"` or `"spoof"`), `spoof_probability`, `bonafide_probability` (floats that sum
-        to 1) and `text`, the verdict in words (which also says when the model is only a smoke test).
-    """
-    score = float(score)
-    margin = config.calibration_scale * (config.decision_threshold - score)
-    # a sigmoid that never overflows
-    spoof_probability = 1 / (1 + math.exp(-margin)) if margin >= 0 else math.exp(margin) / (1 + math.exp(margin))
-    label = "bonafide" if score >= config.decision_threshold else "spoof"
-    probability = spoof_probability if label == "spoof" else 1 - spoof_probability
-    text = f"{SONAR_VERDICT_NAMES[label]}, probability {100 * probability:.1f}%"
-    if config.smoke_test:
-        text += f" ({SMOKE_TEST_NOTE})"
-    return {
-        "label": label,
-        "spoof_probability": spoof_probability,
-        "bonafide_probability": 1 - spoof_probability,
-        "text": text,
-    }
 
 
 class SonarResidualFilterBank(nn.Module):
@@ -433,11 +360,19 @@ class SonarModel(SonarPreTrainedModel):
         if self.filter_bank is not None:
             self.filter_bank.project_constraint()
 
-    def forward(self, input_values: torch.Tensor, **kwargs) -> SonarModelOutput:
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> SonarModelOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
             Raw 16 kHz waveforms of equal length, not normalised (the paper feeds the raw signal).
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            Taken so that the feature extractor's output can be passed as it is; it must mark no padding, since the
+            views are computed on whole windows. [`SonarForAudioClassification`] windows recordings of unequal length.
         """
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError(
+                "SonarModel computes the views of equal-length windows; these recordings are padded. Score them with "
+                "SonarForAudioClassification, which windows each recording on its own samples."
+            )
         if self.filter_bank is None:
             content = self.content_encoder(input_values).last_hidden_state
             return SonarModelOutput(content_hidden_states=content)
@@ -511,14 +446,52 @@ class SonarForAudioClassification(SonarPreTrainedModel):
         js = sonar_js_divergence(z_c, z_n, self.config.js_log_base) if z_n is not None else None
         return logits, js, z_c, z_n
 
+    def _score_windows(
+        self, windows: torch.Tensor, chunk_size: int, window_forward: Callable | None, output_embeddings: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """
+        Runs the windows through `forward_windows` (or `window_forward`) `chunk_size` at a time, which bounds memory on
+        long recordings. Returns the windows' logits `(n, 2)`, JS divergence `(n,)` and, with `output_embeddings`,
+        both views averaged over frames `(n, hidden_size)`; the last three are None where they do not exist.
+        """
+        logits, js, content, noise = [], [], [], []
+        for start in range(0, len(windows), chunk_size):
+            batch = windows[start : start + chunk_size]
+            if window_forward is not None:
+                batch_logits, batch_js = window_forward(batch)
+            else:
+                batch_logits, batch_js, z_c, z_n = self.forward_windows(batch)
+                if output_embeddings:
+                    content.append(z_c.mean(1))
+                    if z_n is not None:
+                        noise.append(z_n.mean(1))
+            logits.append(batch_logits)
+            if batch_js is not None:
+                js.append(batch_js)
+        return torch.cat(logits), *(torch.cat(parts) if parts else None for parts in (js, content, noise))
+
+    def _loss(
+        self, logits: torch.Tensor, js_divergence: torch.Tensor | None, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`(loss, ce_loss, js_loss)`: weighted cross-entropy on the recordings' logits plus `lambda_js` times the JS
+        alignment loss (none without the noise branch)."""
+        weight = None
+        if self.config.class_weights is not None:
+            weight = torch.tensor(self.config.class_weights, device=logits.device)
+        ce_loss = F.cross_entropy(logits.float(), labels, weight=weight)
+        if js_divergence is None:
+            return ce_loss, ce_loss, None
+        js_loss = sonar_js_loss(js_divergence, labels == self.config.bonafide_id)
+        return ce_loss + self.config.lambda_js * js_loss, ce_loss, js_loss
+
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_embeddings: bool = False,
+        output_noise_waveform: bool = False,
         window_forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None,
-        **kwargs,
     ) -> SonarAudioClassifierOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
@@ -530,6 +503,8 @@ class SonarForAudioClassification(SonarPreTrainedModel):
             Label ids (`config.label2id`: bonafide, spoof). When given, the loss is computed.
         output_embeddings (`bool`, *optional*, defaults to `False`):
             Also return both views' embeddings averaged over frames and windows.
+        output_noise_waveform (`bool`, *optional*, defaults to `False`):
+            Also return what the residual filter bank passes on to the noise encoder, over the whole input.
         window_forward (`Callable`, *optional*):
             Scores a batch of windows `(n, max_length)` in place of this model's own modules and returns
             `(logits (n, 2), js_divergence (n,) or None)`, as [`~SonarForAudioClassification.forward_windows`] does.
@@ -545,63 +520,42 @@ class SonarForAudioClassification(SonarPreTrainedModel):
                 "`output_embeddings=True` needs the PyTorch encoders; it cannot be used with `window_forward`."
             )
         windows, counts = self._windows(input_values, attention_mask)
-        chunk = self.config.window_batch_size if len(windows) > len(counts) else len(windows)
-        logits, js, content, noise = [], [], [], []
-        for start in range(0, len(windows), chunk):
-            batch = windows[start : start + chunk]
-            if window_forward is not None:
-                batch_logits, batch_js = window_forward(batch)
-            else:
-                batch_logits, batch_js, z_c, z_n = self.forward_windows(batch)
-                if output_embeddings:
-                    content.append(z_c.mean(1))
-                    noise.append(z_n.mean(1) if z_n is not None else None)
-            logits.append(batch_logits)
-            if batch_js is not None:
-                js.append(batch_js)
-        window_logits = torch.cat(logits)
-
-        per_logits = window_logits.split(counts)
-        if all(count == 1 for count in counts):
-            utterance_logits = window_logits
-        else:
-            aggregation, bonafide_id = self.config.window_aggregation, self.config.bonafide_id
-            utterance_logits = torch.stack([sonar_aggregate_windows(w, aggregation, bonafide_id) for w in per_logits])
-        window_mask = nn.utils.rnn.pad_sequence(
-            [torch.ones(c, dtype=torch.bool, device=window_logits.device) for c in counts], batch_first=True
+        chunk_size = self.config.window_batch_size if len(windows) > len(counts) else len(windows)
+        window_logits, window_js, content, noise = self._score_windows(
+            windows, chunk_size, window_forward, output_embeddings
         )
-        scores = utterance_logits[:, self.config.bonafide_id] - utterance_logits[:, self.config.spoof_id]
-        js_divergence = torch.stack([j.mean() for j in torch.cat(js).split(counts)]) if js else None
-
-        content_embeddings = noise_embeddings = None
-        if output_embeddings:
-            content_embeddings = torch.stack([c.mean(0) for c in torch.cat(content).split(counts)])
-            if js:
-                noise_embeddings = torch.stack([n.mean(0) for n in torch.cat(noise).split(counts)])
-
+        per_recording = window_logits.split(counts)
+        if all(count == 1 for count in counts):
+            logits = window_logits
+        else:
+            logits = torch.stack([sonar_aggregate_windows(w, self.config) for w in per_recording])
+        js_divergence = _mean_per_recording(window_js, counts)
         loss = ce_loss = js_loss = None
         if labels is not None:
-            weight = None
-            if self.config.class_weights is not None:
-                weight = torch.tensor(self.config.class_weights, device=utterance_logits.device)
-            ce_loss = F.cross_entropy(utterance_logits.float(), labels, weight=weight)
-            loss = ce_loss
-            if js_divergence is not None:
-                js_loss = sonar_js_loss(js_divergence, labels == self.config.bonafide_id)
-                loss = ce_loss + self.config.lambda_js * js_loss
-
+            loss, ce_loss, js_loss = self._loss(logits, js_divergence, labels)
+        filter_bank = self.sonar.filter_bank
         return SonarAudioClassifierOutput(
             loss=loss,
-            logits=utterance_logits,
-            scores=scores,
+            logits=logits,
+            scores=sonar_scores(logits, self.config),
             js_divergence=js_divergence,
             ce_loss=ce_loss,
             js_loss=js_loss,
-            window_logits=nn.utils.rnn.pad_sequence(list(per_logits), batch_first=True),
-            window_mask=window_mask,
-            content_embeddings=content_embeddings,
-            noise_embeddings=noise_embeddings,
+            window_logits=nn.utils.rnn.pad_sequence(list(per_recording), batch_first=True),
+            window_mask=nn.utils.rnn.pad_sequence(
+                [torch.ones(c, dtype=torch.bool, device=window_logits.device) for c in counts], batch_first=True
+            ),
+            content_embeddings=_mean_per_recording(content, counts),
+            noise_embeddings=_mean_per_recording(noise, counts),
+            noise_waveform=filter_bank(input_values) if output_noise_waveform and filter_bank is not None else None,
         )
+
+
+def _mean_per_recording(values: torch.Tensor | None, counts: list[int]) -> torch.Tensor | None:
+    """Per-window values `(n, ...)` averaged over each recording's `counts` windows, `(batch_size, ...)`."""
+    if values is None:
+        return None
+    return torch.stack([part.mean(0) for part in values.split(counts)])
 
 
 __all__ = [
@@ -611,7 +565,4 @@ __all__ = [
     "SonarResidualFilterBank",
     "sonar_js_divergence",
     "sonar_js_loss",
-    "sonar_verdict",
-    "sonar_window_starts",
-    "sonar_windows",
 ]

@@ -1,40 +1,15 @@
 """SONAR's audio-classification pipeline: its verdict, its score and a per-window timeline on long recordings."""
 
 import inspect
-import os
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import numpy as np
 import torch
 from transformers import AudioClassificationPipeline
 
-from .modeling_sonar import sonar_verdict, sonar_window_starts
+from .audio_sonar import load_audio, sonar_timeline, sonar_verdict
 from .onnx_sonar import SONAR_BACKENDS, SonarOnnxRunner
-
-
-def ffmpeg_decode(data: bytes, sampling_rate: int) -> np.ndarray:
-    """
-    Decodes an audio file's bytes with FFmpeg to mono float32 at `sampling_rate`. Unlike transformers' `ffmpeg_read`,
-    whose downmix adds the two channels of stereo at 1/sqrt(2) each, the channels are averaged (`rematrix_maxval`
-    1), as the Space and `evaluate_sonar.py` average them, so that a stereo file gets one score everywhere.
-
-    Raises:
-        ValueError: FFmpeg is missing or cannot decode the bytes; the message gives FFmpeg's reason.
-    """
-    command = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-ac", "1", "-rematrix_maxval", "1"]
-    command += ["-ar", str(sampling_rate), "-f", "f32le", "pipe:1"]
-    try:
-        result = subprocess.run(command, input=data, capture_output=True, check=False)
-    except FileNotFoundError as error:
-        raise ValueError("FFmpeg is needed to decode audio files; install it (e.g. `apt install ffmpeg`).") from error
-    audio = np.frombuffer(result.stdout, np.float32)
-    if result.returncode != 0 or audio.size == 0:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
-        raise ValueError(reason[-1] if reason else "FFmpeg found no audio in it")
-    return audio
 
 
 def _to_mono(audio):
@@ -86,10 +61,10 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
     """
     The `audio-classification` pipeline of SONAR models, which a saved model names in `config.custom_pipelines`, so
     that `pipeline("audio-classification", model=..., trust_remote_code=True)` builds it. Files (paths, URLs or bytes)
-    of any format, rate and channel count are decoded and resampled by FFmpeg, stereo averaged to mono; arrays of one
-    recording, `(samples,)`, `(samples, channels)` or `(channels, samples)`, are averaged to mono (also inside
-    `{"raw" or "array": ..., "sampling_rate": ...}`). A file that is missing, empty or not audio gets a `ValueError`
-    naming it.
+    of any format, rate and channel count are decoded by `load_audio` (soundfile, else FFmpeg), resampled and averaged
+    to mono; arrays of one recording, `(samples,)`, `(samples, channels)` or `(channels, samples)`, are averaged to
+    mono (also inside `{"raw" or "array": ..., "sampling_rate": ...}`). A file that is missing, empty or not audio
+    gets a `ValueError` naming it; so does one longer than `max_duration_s`, when given.
 
     The label scores are `sonar_verdict`'s calibrated probabilities, `p(spoof) = sigmoid(a * (threshold - score))` with
     the threshold and scale of the model's config, so the top label is the verdict at `config.decision_threshold`.
@@ -97,6 +72,10 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
 
     `{"label", "spoof_probability", "verdict" (the verdict in words), "score" (bona fide log-odds), "labels":
     [{"label", "score"}, ...], "js_divergence", "timeline": [{"start_s", "end_s", "spoof_probability"}, ...]}`
+
+    and `return_views=True` adds what the model saw: `"waveform"` (the 16 kHz mono samples scored) and
+    `"noise_waveform"` (the residual filter bank's output on them; None without the noise branch), as the Space
+    shows them.
 
     ```python
     >>> from transformers import pipeline
@@ -136,52 +115,47 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
                 raise ValueError(f"backend={backend!r} needs `onnx_model`: the model was not loaded from a folder.")
             self.window_forward = sonar_onnx_backend(source, backend, self.model.config.max_length, onnx_num_threads)
 
-    def _sanitize_parameters(self, top_k=None, function_to_apply=None, return_timeline=None, **kwargs):
+    def _sanitize_parameters(
+        self,
+        top_k=None,
+        function_to_apply=None,
+        return_timeline=None,
+        return_views=None,
+        max_duration_s=None,
+        **kwargs,
+    ):
         if function_to_apply is not None:
             raise ValueError(
                 "SONAR's label scores are calibrated probabilities from the model's decision threshold and "
                 "calibration scale; `function_to_apply` does not apply (use `return_timeline=True` for the raw score)."
             )
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(top_k=top_k, **kwargs)
+        if max_duration_s is not None:
+            preprocess_params["max_duration_s"] = max_duration_s
+        if return_views is not None:
+            forward_params["return_views"] = return_views
         if return_timeline is not None:
             postprocess_params["return_timeline"] = return_timeline
         return preprocess_params, forward_params, postprocess_params
 
-    def _read_file(self, path: str) -> dict:
-        """Decodes a local file with FFmpeg (mono, the model's rate); errors name the file and what is wrong."""
-        if not os.path.isfile(path):
-            raise ValueError(f"No audio file at {path!r}.")
-        if os.path.getsize(path) == 0:
-            raise ValueError(f"The audio file {path!r} is empty (0 bytes).")
-        rate = self.feature_extractor.sampling_rate
-        try:
-            return {"raw": ffmpeg_decode(Path(path).read_bytes(), rate), "sampling_rate": rate}
-        except ValueError as error:
-            raise ValueError(f"Could not decode {path!r} as audio ({error}).") from error
-
-    def preprocess(self, inputs):
+    def preprocess(self, inputs, max_duration_s: float | None = None):
         if isinstance(inputs, str) and inputs.startswith(("http://", "https://")):
             inputs = httpx.get(inputs, follow_redirects=True).content
-        if isinstance(inputs, str):
-            inputs = self._read_file(inputs)
-        elif isinstance(inputs, bytes):
+        if isinstance(inputs, (str, bytes)):
             rate = self.feature_extractor.sampling_rate
-            inputs = {"raw": ffmpeg_decode(inputs, rate), "sampling_rate": rate}
+            inputs = {"raw": load_audio(inputs, rate, max_duration_s), "sampling_rate": rate}
         if isinstance(inputs, dict) and ("raw" in inputs or "array" in inputs):
             key = "raw" if "raw" in inputs else "array"
             inputs = {**inputs, key: _to_mono(inputs[key])}
         elif isinstance(inputs, (np.ndarray, torch.Tensor)):
             inputs = _to_mono(inputs)
-        processed = super().preprocess(inputs)
-        processed["num_samples"] = processed["input_values"].shape[-1]
-        return processed
+        return super().preprocess(inputs)
 
-    def _forward(self, model_inputs):
-        num_samples = model_inputs.pop("num_samples")
-        if self.window_forward is not None:
-            model_inputs["window_forward"] = self.window_forward
-        outputs = self.model(**model_inputs)
-        outputs["num_samples"] = num_samples
+    def _forward(self, model_inputs, return_views: bool = False):
+        outputs = self.model(**model_inputs, output_noise_waveform=return_views, window_forward=self.window_forward)
+        outputs["num_samples"] = model_inputs["input_values"].shape[-1]
+        if return_views:
+            outputs["waveform"] = model_inputs["input_values"][0]
         return outputs
 
     def postprocess(self, model_outputs, top_k=5, return_timeline=False):
@@ -193,30 +167,24 @@ class SonarAudioClassificationPipeline(AudioClassificationPipeline):
             ("bonafide", "spoof"), key=lambda label: (-verdict[f"{label}_probability"], label != verdict["label"])
         )
         labels = [{"label": label, "score": verdict[f"{label}_probability"]} for label in ranked][:top_k]
-        if not return_timeline:
+        returns_views = "waveform" in model_outputs
+        if not (return_timeline or returns_views):
             return labels
-        rate = config.sampling_rate
-        starts = sonar_window_starts(model_outputs["num_samples"], config.max_length, config.window_hop_length)
-        window_logits = model_outputs["window_logits"][0, : len(starts)].float()
-        window_scores = window_logits[:, config.bonafide_id] - window_logits[:, config.spoof_id]
-        window_s = min(config.max_length, model_outputs["num_samples"]) / rate
         js_divergence = model_outputs.get("js_divergence")
-        return {
+        result = {
             "label": verdict["label"],
             "spoof_probability": verdict["spoof_probability"],
             "verdict": verdict["text"],
             "score": score,
             "labels": labels,
             "js_divergence": float(js_divergence[0]) if js_divergence is not None else None,
-            "timeline": [
-                {
-                    "start_s": start / rate,
-                    "end_s": start / rate + window_s,
-                    "spoof_probability": sonar_verdict(window_score, config)["spoof_probability"],
-                }
-                for start, window_score in zip(starts, window_scores.tolist())
-            ],
+            "timeline": sonar_timeline(model_outputs["num_samples"], model_outputs["window_logits"][0], config),
         }
+        if returns_views:
+            noise_waveform = model_outputs.get("noise_waveform")
+            result["waveform"] = model_outputs["waveform"].float().numpy()
+            result["noise_waveform"] = None if noise_waveform is None else noise_waveform[0].float().numpy()
+        return result
 
 
 __all__ = ["SonarAudioClassificationPipeline", "sonar_onnx_backend", "sonar_onnx_window_forward"]

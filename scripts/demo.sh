@@ -38,7 +38,8 @@ from pathlib import Path
 
 from transformers import pipeline
 
-from modeling_sonar.data import decode_audio, load_sonar_dataset
+from modeling_sonar import load_audio
+from sonar_training.data import load_sonar_dataset
 
 out, dataset = Path(sys.argv[1]), sys.argv[2]
 model_dir = out / "model"
@@ -48,7 +49,7 @@ eval_split = load_sonar_dataset(dataset, "eval")
 labels = eval_split["label"][:]
 for wanted in (0, 1):  # the first bona fide and the first spoof recording of the eval split
     row = eval_split[labels.index(wanted)]
-    result = detector({"raw": decode_audio(row["audio"]), "sampling_rate": 16000}, return_timeline=True)
+    result = detector(load_audio(row["audio"]), return_timeline=True)
     truth = eval_split.features["label"].int2str(wanted)
     print(f"{row['utt_id']} (truly {truth}): {result['verdict']}; score {result['score']:+.6f}, "
           f"p(spoof) {result['spoof_probability']:.6f}")

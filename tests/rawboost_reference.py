@@ -1,13 +1,13 @@
 """RawBoost as first written (commit 9860469): one `scipy.signal.firwin` per notch and one `fftconvolve` per filter.
 
-Kept as the reference that `modeling_sonar.rawboost` must reproduce under the same seed (tests/test_rawboost.py) and
+Kept as the reference that `sonar_training.rawboost` must reproduce under the same seed (tests/test_rawboost.py) and
 as the "before" of `bench/dataloader.py`. Not part of the package.
 """
 
 import numpy as np
 from scipy import signal
 
-from modeling_sonar.rawboost import DEFAULT_PARAMS, RawBoostParams
+from sonar_training.rawboost import DEFAULT_PARAMS, RawBoostParams
 
 
 def _peak_normalise(x: np.ndarray) -> np.ndarray:

@@ -1,6 +1,5 @@
-"""Tests for modeling_sonar/data.py: decoding, the paper crop, balanced epochs, loading and the collator."""
+"""Tests for sonar_training/data.py and sampling.py: balanced epochs, loading and the collator."""
 
-import io
 import os
 
 import numpy as np
@@ -10,15 +9,12 @@ import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
 from conftest import make_speechlike
-from modeling_sonar.data import (
-    SAMPLING_RATE,
-    SonarCollator,
-    balanced_indices,
-    decode_audio,
-    fix_length,
-    load_sonar_dataset,
-)
-from modeling_sonar.rawboost import rawboost
+from modeling_sonar import load_audio
+from modeling_sonar.audio_sonar import sonar_window
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE as SAMPLING_RATE
+from sonar_training.data import SonarCollator, load_sonar_dataset
+from sonar_training.rawboost import rawboost
+from sonar_training.sampling import balanced_indices
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,12 +24,6 @@ def _tone(num_samples: int, rate: int = SAMPLING_RATE, channels: int = 1) -> np.
     t = np.arange(num_samples) / rate
     mono = 0.5 * np.sin(2 * np.pi * 440 * t)
     return np.stack([mono] * channels, axis=1) if channels > 1 else mono
-
-
-def _encoded(x: np.ndarray, rate: int = SAMPLING_RATE, fmt: str = "FLAC") -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, x, rate, format=fmt, subtype="PCM_16")
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -53,70 +43,6 @@ def tiny_dataset(tmp_path):
     )
     dataset = Dataset.from_dict({"audio": paths, "label": labels, "utt_id": [f"u{i}" for i in range(6)]}, features)
     return DatasetDict({"train": dataset, "dev": dataset.select(range(3))})
-
-
-class TestDecodeAudio:
-    def test_path_bytes_and_dict_agree(self, tmp_path):
-        x = _tone(4000)
-        path = tmp_path / "a.flac"
-        path.write_bytes(_encoded(x))
-        from_path = decode_audio(str(path))
-        assert from_path.dtype == np.float32 and from_path.shape == (4000,)
-        np.testing.assert_allclose(from_path, x, atol=1e-4)
-        np.testing.assert_array_equal(decode_audio(path.read_bytes()), from_path)
-        np.testing.assert_array_equal(decode_audio({"bytes": path.read_bytes(), "path": "a.flac"}), from_path)
-        np.testing.assert_array_equal(decode_audio({"bytes": None, "path": str(path)}), from_path)
-
-    def test_stereo_is_averaged(self):
-        x = _tone(1000, channels=2)
-        x[:, 1] = 0
-        np.testing.assert_allclose(decode_audio(_encoded(x, fmt="WAV")), x[:, 0] / 2, atol=1e-4)
-
-    def test_resamples_to_target_rate(self):
-        y = decode_audio(_encoded(_tone(8000, rate=8000), rate=8000, fmt="WAV"))
-        assert y.shape == (16000,) and y.dtype == np.float32
-        assert decode_audio(_encoded(_tone(16000)), sampling_rate=8000).shape == (8000,)
-
-    def test_not_normalised(self):
-        x = 0.01 * _tone(1000)
-        assert np.max(np.abs(decode_audio(_encoded(x, fmt="WAV")))) == pytest.approx(0.005, rel=1e-2)
-
-    def test_undecodable_names_the_file(self, tmp_path):
-        bad = tmp_path / "broken.flac"
-        bad.write_bytes(b"not audio at all")
-        with pytest.raises(ValueError, match="broken.flac"):
-            decode_audio({"bytes": None, "path": str(bad)})
-        with pytest.raises(ValueError, match="No audio"):
-            decode_audio({"bytes": None, "path": None})
-
-    def test_torchcodec_fallback(self, tmp_path, monkeypatch):
-        pytest.importorskip("torchcodec.decoders")
-        path = tmp_path / "a.wav"
-        path.write_bytes(_encoded(_tone(4000), fmt="WAV"))
-        monkeypatch.setattr(sf, "read", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("unsupported")))
-        np.testing.assert_allclose(decode_audio(str(path)), _tone(4000), atol=1e-3)
-
-
-class TestFixLength:
-    def test_first_samples_when_long(self):
-        x = np.arange(100, dtype=np.float32)
-        np.testing.assert_array_equal(fix_length(x, 10), x[:10])
-
-    def test_tiles_when_short(self):
-        np.testing.assert_array_equal(fix_length(np.array([1, 2, 3], dtype=np.float32), 8), [1, 2, 3, 1, 2, 3, 1, 2])
-
-    def test_random_crop_is_a_window_and_seeded(self):
-        x = np.arange(1000, dtype=np.float32)
-        crops = [fix_length(x, 100, random_crop=True, rng=np.random.default_rng(s)) for s in range(10)]
-        for crop in crops:
-            np.testing.assert_array_equal(crop, np.arange(crop[0], crop[0] + 100))
-        assert len({crop[0] for crop in crops}) > 1
-        again = fix_length(x, 100, random_crop=True, rng=np.random.default_rng(3))
-        np.testing.assert_array_equal(again, crops[3])
-
-    def test_empty_is_an_error(self):
-        with pytest.raises(ValueError, match="non-empty"):
-            fix_length(np.zeros(0, dtype=np.float32), 10)
 
 
 class TestBalancedIndices:
@@ -158,7 +84,7 @@ class TestLoadSonarDataset:
         assert set(loaded) == {"train", "dev"} and loaded["train"].num_rows == 6
         row = loaded["train"][0]
         assert isinstance(row["audio"], dict) and row["audio"]["bytes"]
-        assert decode_audio(row["audio"]).shape == (1000,)
+        assert load_audio(row["audio"]).shape == (1000,)
         dev = load_sonar_dataset(str(tmp_path / "saved"), split="dev")
         assert dev.num_rows == 3 and dev.features["audio"].decode is False
 
@@ -169,7 +95,7 @@ class TestLoadSonarDataset:
         loaded = load_sonar_dataset(str(tmp_path / "pq"))
         assert loaded["train"].num_rows == 6 and loaded["dev"].num_rows == 3
         assert loaded["train"].features["audio"] == Audio(sampling_rate=SAMPLING_RATE, decode=False)
-        assert decode_audio(loaded["train"][2]["audio"]).shape == (70000,)
+        assert load_audio(loaded["train"][2]["audio"]).shape == (70000,)
 
     def test_missing_path_and_split_are_named(self, tiny_dataset, tmp_path):
         with pytest.raises(ValueError, match="nowhere"):
@@ -189,7 +115,7 @@ class TestSonarCollator:
         batch = SonarCollator(max_length=4000)(rows)
         assert batch["input_values"].shape == (6, 4000) and batch["input_values"].dtype == torch.float32
         assert batch["labels"].tolist() == [0, 1, 1, 0, 1, 1] and batch["labels"].dtype == torch.long
-        expected = fix_length(decode_audio(rows[3]["audio"]), 4000)
+        expected = sonar_window(load_audio(rows[3]["audio"]), 4000)
         np.testing.assert_array_equal(batch["input_values"][3].numpy(), expected)
         assert torch.equal(SonarCollator(max_length=4000)(rows)["input_values"], batch["input_values"])
 
@@ -231,17 +157,30 @@ class TestSonarCollator:
         wave = make_speechlike(seconds, seed=3)
         sf.write(tmp_path / "clip.wav", wave, SAMPLING_RATE)
         row = {"audio": {"path": str(tmp_path / "clip.wav"), "bytes": None}, "key": (2, 5)}
-        decoded, window = decode_audio(row["audio"]), 4000
+        decoded, window = load_audio(row["audio"]), 4000
         released = SonarCollator(max_length=window, train=True, rawboost_algo=4, seed=1)([row])["input_values"][0]
-        expected = fix_length(rawboost(decoded, 4, np.random.default_rng([1, 2, 5])), window)
+        expected = sonar_window(rawboost(decoded, 4, np.random.default_rng([1, 2, 5])), window)
         np.testing.assert_allclose(released.numpy(), expected, rtol=1e-6, atol=1e-7)
         crop_first = SonarCollator(max_length=window, train=True, rawboost_algo=4, seed=1, augment_full_clip=False)
-        expected = rawboost(fix_length(decoded, window), 4, np.random.default_rng([1, 2, 5]))
+        expected = rawboost(sonar_window(decoded, window), 4, np.random.default_rng([1, 2, 5]))
         np.testing.assert_allclose(crop_first([row])["input_values"][0].numpy(), expected, rtol=1e-6, atol=1e-7)
         if len(decoded) < window:  # a short clip is tiled with its noise, which then repeats
             period, cropped_first = len(decoded), crop_first([row])["input_values"][0]
             torch.testing.assert_close(released[period : 2 * period], released[:period])
             assert not torch.allclose(cropped_first[period : 2 * period], cropped_first[:period])
+
+    def test_random_crop_is_a_seeded_window(self, tmp_path):
+        """A random crop is a contiguous window of the clip, drawn from the row's key: same key, same window."""
+        ramp = np.arange(1000, dtype=np.float32) / 1000
+        sf.write(tmp_path / "ramp.wav", ramp, SAMPLING_RATE, subtype="FLOAT")
+        collator = SonarCollator(max_length=100, train=True, random_crop=True, seed=1)
+        rows = [{"audio": {"path": str(tmp_path / "ramp.wav"), "bytes": None}, "key": (0, i)} for i in range(10)]
+        crops = collator(rows)["input_values"].numpy()
+        for crop in crops:
+            start = int(round(crop[0] * 1000))
+            np.testing.assert_allclose(crop, ramp[start : start + 100])
+        assert len({round(float(crop[0]), 3) for crop in crops}) > 1
+        np.testing.assert_array_equal(collator(rows[3:4])["input_values"].numpy()[0], crops[3])
 
     def test_rejects_bad_rawboost_algo(self):
         with pytest.raises(ValueError, match="12"):

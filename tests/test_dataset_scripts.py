@@ -15,8 +15,13 @@ import soundfile as sf
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dataset_scripts import asvspoof2019_la, asvspoof2021, folder, in_the_wild, make_demo_corpus  # noqa: E402
-from dataset_scripts.common import LABEL_NAMES, ConversionError, write_dataset  # noqa: E402
-from modeling_sonar.data import decode_audio, load_sonar_dataset  # noqa: E402
+from dataset_scripts.common import LABEL_IDS, ConversionError, make_features, write_dataset  # noqa: E402
+from modeling_sonar import (
+    SonarConfig,  # noqa: E402
+    load_audio,  # noqa: E402
+)
+from modeling_sonar.configuration_sonar import SONAR_LABELS  # noqa: E402
+from sonar_training.data import load_sonar_dataset  # noqa: E402
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,10 +66,10 @@ def la2019(tmp_path):
     return root
 
 
-def test_label_names_match_the_model():
-    from modeling_sonar.configuration_sonar import SONAR_LABELS
-
-    assert tuple(LABEL_NAMES) == SONAR_LABELS
+def test_label_words_map_to_the_models_label_ids():
+    config = SonarConfig()
+    assert {word: config.id2label[i] for word, i in LABEL_IDS.items()} == {"bonafide": "bonafide", "spoof": "spoof"}
+    assert make_features()["label"].names == [config.id2label[i] for i in range(len(SONAR_LABELS))]
 
 
 def test_2019_la_columns_and_features(la2019):
@@ -72,14 +77,14 @@ def test_2019_la_columns_and_features(la2019):
     assert set(dataset) == {"train", "dev"}
     train = dataset["train"]
     assert train.column_names == ["audio", "label", "utt_id", "speaker", "system"]
-    assert train.features["label"].names == LABEL_NAMES == ["bonafide", "spoof"]
+    assert train.features["label"].names == list(SONAR_LABELS) == ["bonafide", "spoof"]
     assert train.features["audio"].sampling_rate == 16000
     assert train["label"] == [0, 1, 1, 0, 1]
     assert train["system"] == ["-", "A01", "A02", "-", "A06"]
     assert train["speaker"][2] == "LA_0080"
     row = train.cast_column("audio", train.features["audio"].__class__(decode=False))[1]
     assert row["audio"]["path"].endswith("ASVspoof2019_LA_train/flac/LA_T_2.flac")
-    assert decode_audio(row["audio"]).shape == (800,)
+    assert load_audio(row["audio"]).shape == (800,)
 
 
 def test_2019_la_missing_files_count_names_and_skip(la2019):
@@ -131,7 +136,7 @@ def test_2019_la_cli_writes_dataset_and_asv_scores(la2019, tmp_path, capsys):
     assert "train: 5 rows (2 bonafide, 3 spoof)" in capsys.readouterr().out
     loaded = load_sonar_dataset(str(output))
     assert loaded["dev"]["utt_id"] == ["LA_D_1", "LA_D_2"]
-    assert decode_audio(loaded["train"][0]["audio"]).shape == (800,)  # bytes embedded: readable without the source
+    assert load_audio(loaded["train"][0]["audio"]).shape == (800,)  # bytes embedded: readable without the source
     rows = asvspoof2019_la.read_asv_scores(output / "asv_scores" / "dev.txt")
     assert rows == [("bonafide", "target", 1.5), ("bonafide", "nontarget", -2.25), ("A03", "spoof", -0.5)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temporary folder left behind
@@ -163,8 +168,8 @@ def test_2019_la_cli_parquet(la2019, tmp_path):
     assert asvspoof2019_la.main(["--root", str(la2019), "--output", str(output), "--format", "parquet"]) == 0
     assert sorted(p.name for p in output.iterdir()) == ["dev.parquet", "train.parquet"]
     loaded = load_sonar_dataset(str(output), split="train")
-    assert loaded.num_rows == 5 and loaded.features["label"].names == LABEL_NAMES
-    assert decode_audio(loaded[0]["audio"]).shape == (800,)
+    assert loaded.num_rows == 5 and loaded.features["label"].names == list(SONAR_LABELS)
+    assert load_audio(loaded[0]["audio"]).shape == (800,)
     embedded = tmp_path / "pq_embedded"
     args = ["--root", str(la2019), "--output", str(embedded), "--format", "parquet", "--embed-audio"]
     assert asvspoof2019_la.main(args) == 0
@@ -204,7 +209,7 @@ def test_2019_la_on_sonar_mini_matches_protocols():
         assert converted["utt_id"] == [fields[1] for fields in protocol]
         assert converted["speaker"] == [fields[0] for fields in protocol]
         assert converted["system"] == [fields[3] for fields in protocol]
-        assert converted["label"] == [LABEL_NAMES.index(fields[4]) for fields in protocol]
+        assert converted["label"] == [list(SONAR_LABELS).index(fields[4]) for fields in protocol]
     assert dataset["train"]["label"].count(0) == 345 and dataset["dev"]["label"].count(0) == 122
 
 
@@ -569,7 +574,7 @@ def test_demo_corpus_layout_and_balance(demo_corpus):
     for split in dataset.values():
         assert set(split["label"]) == {0, 1}
         assert set(split["system"]) - {"-"} <= set(make_demo_corpus.SYSTEMS)
-    clip = decode_audio(
+    clip = load_audio(
         dataset["train"].cast_column("audio", dataset["train"].features["audio"].__class__(decode=False))[0]["audio"]
     )
     assert 1.5 * 16000 < clip.shape[0] < 5 * 16000 and np.max(np.abs(clip)) <= 1

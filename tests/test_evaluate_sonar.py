@@ -11,14 +11,13 @@ import pytest
 import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
+import evaluate_sonar
+from modeling_sonar import SonarConfig, sonar_verdict
+from sonar_training import asv_scores, scoring
+from sonar_training.metrics import brier_score, compute_eer, expected_calibration_error
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import evaluate_sonar  # noqa: E402
-from modeling_sonar import SonarConfig  # noqa: E402
-from modeling_sonar.metrics import brier_score, compute_eer, expected_calibration_error  # noqa: E402
-from modeling_sonar.modeling_sonar import sonar_verdict  # noqa: E402
 
 
 LABELS = [0, 0, 0, 1, 1, 1]
@@ -63,13 +62,13 @@ def test_score_files_survive_a_killed_run(tmp_path):
     (tmp_path / "scores.txt").write_text("a 0.5\nb -1\n")
     (tmp_path / "scores.part0.txt").write_text("b 7\nc 2.25\nd 0.12")  # `d` was cut off mid-write
     (tmp_path / "scores.part1.txt").write_text("e 3\n")
-    scores = evaluate_sonar.consolidate_scores(tmp_path)
+    scores = scoring.consolidate_scores(tmp_path)
     assert scores == {"a": "0.5", "b": "-1", "c": "2.25", "e": "3"}
     assert (tmp_path / "scores.txt").read_text() == "a 0.5\nb -1\nc 2.25\ne 3\n"
     assert not list(tmp_path.glob("scores.part*"))
     (tmp_path / "scores.txt").write_text("a 0.5 extra\n")
     with pytest.raises(ValueError, match="expected `UTT_ID SCORE`"):
-        evaluate_sonar.read_score_file(tmp_path / "scores.txt")
+        scoring.read_score_file(tmp_path / "scores.txt")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +83,7 @@ def test_score_files_survive_a_killed_run(tmp_path):
 def test_damaged_score_file_names_file_and_line(tmp_path, damage, message):
     (tmp_path / "scores.txt").write_bytes(b"a 0.5\n" + damage + b"c 1\n")
     with pytest.raises(ValueError, match=message):
-        evaluate_sonar.read_score_file(tmp_path / "scores.txt")
+        scoring.read_score_file(tmp_path / "scores.txt")
 
 
 def test_read_asv_scores(tmp_path):
@@ -94,17 +93,17 @@ def test_read_asv_scores(tmp_path):
         "bonafide target 2.5\nbonafide nontarget -1\n\nA07 spoof 0.5\nLA_0002 LA_E_1 - A07 spoof 0.25\n"
         "bonafide target 3\n"
     )
-    target, nontarget, spoof = evaluate_sonar.read_asv_scores(path)
+    target, nontarget, spoof = asv_scores.read_asv_scores(path)
     assert target.tolist() == [2.5, 3.0] and nontarget.tolist() == [-1.0] and spoof.tolist() == [0.5, 0.25]
     path.write_text("LA_0001 bonafide 2.5\n")
     with pytest.raises(ValueError, match="no key"):
-        evaluate_sonar.read_asv_scores(path)
+        asv_scores.read_asv_scores(path)
     path.write_text("LA_0007-alaw-ita_tx LA_E_5013670-alaw-ita_tx -4.8546\n")  # a raw ASVspoof 2021 score.txt
     with pytest.raises(ValueError, match="pass its ASV/trial_metadata.txt as --asv_keys"):
-        evaluate_sonar.read_asv_scores(path)
+        asv_scores.read_asv_scores(path)
     path.write_text("bonafide target high\n")
     with pytest.raises(ValueError, match="score 'high' is not a number"):
-        evaluate_sonar.read_asv_scores(path)
+        asv_scores.read_asv_scores(path)
 
 
 # The official ASVspoof 2021 LA ASV files: `keys/LA/ASV/trial_metadata.txt` and `keys/LA/ASV/ASVTorch_Kaldi/score.txt`.
@@ -131,17 +130,17 @@ def write_asv2021(folder: Path, rows=ASV2021_ROWS) -> tuple[Path, Path]:
 
 
 def test_read_asvspoof2021_asv_scores_joins_by_line_and_phase(tmp_path):
-    from modeling_sonar.metrics import compute_min_tdcf
+    from sonar_training.metrics import compute_min_tdcf
 
     scores, keys = write_asv2021(tmp_path)
-    target, nontarget, spoof = evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+    target, nontarget, spoof = asv_scores.read_asvspoof2021_asv_scores(scores, keys)
     assert target.tolist() == [3.2017, 2.441] and nontarget.tolist() == [-4.8546, 0.912]
     assert spoof.tolist() == [1.7532, -0.6605]
-    every = evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys, "all")
+    every = asv_scores.read_asvspoof2021_asv_scores(scores, keys, "all")
     assert [len(column) for column in every] == [3, 3, 3]
     for path in (scores, keys):  # a byte-order mark is not part of the first speaker
         path.write_text("\ufeff" + path.read_text(), encoding="utf-8")
-    assert evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)[0].tolist() == target.tolist()
+    assert asv_scores.read_asvspoof2021_asv_scores(scores, keys)[0].tolist() == target.tolist()
     # The subset filter changes the t-DCF. eval: ASV threshold 0.912, Pfa 1/2, Pmiss 0, Pfa_spoof 1/2, so
     # C0 0.0475, C1 0.893, C2 0.25, min at CM (frr, far) = (0, 2/5). all: threshold 1.1038, Pfa 1/3, Pfa_spoof 2/3,
     # so C0 0.095/3, C2 1/3 (times 3 below).
@@ -155,30 +154,30 @@ def test_read_asvspoof2021_asv_scores_bad_input(tmp_path):
     lines = scores.read_text().splitlines(keepends=True)
     scores.write_text("".join(lines[:-1]))
     with pytest.raises(ValueError, match="has 8 trials and its keys .* 9"):
-        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+        asv_scores.read_asvspoof2021_asv_scores(scores, keys)
     scores.write_text("".join([lines[1], lines[0], *lines[2:]]))  # out of step
     with pytest.raises(ValueError, match=r"score\.txt:1 scores 'LA_0012-alaw-ita_tx LA_E_5013670-alaw-ita_tx' but"):
-        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+        asv_scores.read_asvspoof2021_asv_scores(scores, keys)
     scores, keys = write_asv2021(tmp_path, [row for row in ASV2021_ROWS if row[6] != "eval"])
     with pytest.raises(ValueError, match="no target/nontarget/spoof trial in phase 'eval'"):
-        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys)
+        asv_scores.read_asvspoof2021_asv_scores(scores, keys)
     with pytest.raises(ValueError, match="phase must be one of"):
-        evaluate_sonar.read_asvspoof2021_asv_scores(scores, keys, "hidden_track")
+        asv_scores.read_asvspoof2021_asv_scores(scores, keys, "hidden_track")
 
 
 def test_default_tdcf_variant():
     la2019_ids = ["LA_E_2834763", "LA_E_8877452", "LA_D_1000001"]
-    assert evaluate_sonar.default_tdcf_variant(["audio", "label", "utt_id", "speaker", "system"], la2019_ids) == "2019"
+    assert asv_scores.default_tdcf_variant(["audio", "label", "utt_id", "speaker", "system"], la2019_ids) == "2019"
     la2021_columns = ["audio", "label", "utt_id", "speaker", "system", "codec", "transmission", "trim", "phase"]
-    assert evaluate_sonar.default_tdcf_variant(la2021_columns, la2019_ids) == "2021"
-    assert evaluate_sonar.default_tdcf_variant(["utt_id"], la2019_ids, asv_keys_given=True) == "2021"
-    assert evaluate_sonar.default_tdcf_variant(["utt_id"], ["0", "1"]) == "2021"  # e.g. In-the-Wild
+    assert asv_scores.default_tdcf_variant(la2021_columns, la2019_ids) == "2021"
+    assert asv_scores.default_tdcf_variant(["utt_id"], la2019_ids, asv_keys_given=True) == "2021"
+    assert asv_scores.default_tdcf_variant(["utt_id"], ["0", "1"]) == "2021"  # e.g. In-the-Wild
 
 
 def test_summarize():
     scores = np.array([2.0, 3.0, 0.0, 1.0, 2.5, 4.0])
     is_bonafide = np.array([True, True, False, False, False, False])
-    summary = evaluate_sonar.summarize(scores, is_bonafide, {"system": ["-", "-", "A01", "A01", "A02", "A02"]})
+    summary = scoring.summarize(scores, is_bonafide, {"system": ["-", "-", "A01", "A01", "A02", "A02"]})
     # pooled: spoof {0, 1, 2.5, 4} against bona fide {2, 3}; at t = 2: frr 1/2, far 2/4 -> 50%
     assert summary == {
         "eer": 50.0,
@@ -189,11 +188,11 @@ def test_summarize():
     }
     asv = np.array([2.0, 3.0, 4.0]), np.array([0.0, 1.0]), np.array([0.5, 5.0])  # as in test_metrics.py
     for variant, expected in (("2019", 0.5), ("2021", 0.1725 / 0.2975)):  # min at CM (frr, far) = (0, 1/2)
-        summary = evaluate_sonar.summarize(scores, is_bonafide, {}, asv, tdcf_variant=variant)
+        summary = scoring.summarize(scores, is_bonafide, {}, asv, tdcf_variant=variant)
         assert summary["tdcf_variant"] == variant and summary["min_tdcf"] == pytest.approx(expected)
     tied = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-    assert evaluate_sonar.summarize(tied, is_bonafide, {})["eer"] == 100.0  # the official code's answer
-    merged = evaluate_sonar.summarize(tied, is_bonafide, {}, merge_ties=True)
+    assert scoring.summarize(tied, is_bonafide, {})["eer"] == 100.0  # the official code's answer
+    merged = scoring.summarize(tied, is_bonafide, {}, merge_ties=True)
     assert merged["eer"] == 50.0 and merged["merge_ties"] is True
 
 

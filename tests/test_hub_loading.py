@@ -16,9 +16,7 @@ import torchaudio
 from transformers import pipeline
 
 from conftest import make_speechlike
-from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.data import decode_audio
-from modeling_sonar.modeling_sonar import sonar_verdict
+from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, load_audio, sonar_verdict
 from modeling_sonar.pipeline_sonar import SonarAudioClassificationPipeline
 
 
@@ -166,7 +164,7 @@ def test_pipeline_reads_any_format_rate_and_channel_count(detector, tmp_path, su
     assert result["labels"][0]["label"] == result["label"] == verdict["label"]
     assert {r["label"]: r["score"] for r in result["labels"]}["spoof"] == verdict["spoof_probability"]
     if rate == 16000:  # no resampling: FFmpeg's samples are the file's, so the score is the model's on them
-        reference = detector({"raw": decode_audio(str(path)), "sampling_rate": 16000}, return_timeline=True)
+        reference = detector({"raw": load_audio(str(path)), "sampling_rate": 16000}, return_timeline=True)
         assert result["score"] == pytest.approx(reference["score"], abs=1e-5)
 
 

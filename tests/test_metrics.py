@@ -1,11 +1,11 @@
-"""Tests of the evaluation maths (`modeling_sonar.metrics`) and of the `evaluate` metric in `metrics/eer`."""
+"""Tests of the evaluation maths (`sonar_training.metrics`) and of the `evaluate` metric in `metrics/eer`."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from modeling_sonar.metrics import (
+from sonar_training.metrics import (
     ASVSPOOF2019_COST_MODEL,
     ASVSPOOF2021_COST_MODEL,
     compute_det_curve,
@@ -28,7 +28,7 @@ ASV_TARGET, ASV_NONTARGET, ASV_SPOOF = [2.0, 3.0, 4.0], [0.0, 1.0], [0.5, 5.0]
 # al. Odyssey 2018 and TASLP 2020) and the documented behaviour of `eval_metrics.py` in asvspoof-challenge/2021
 # eval-package: one operating point per trial in stable score order (a tie lists bona fide first), the EER at the
 # first point minimising |frr - far|, the ASV run at its EER threshold accepting scores `>=` it. It shares no code
-# with `modeling_sonar.metrics`, so the parity tests below compare two implementations, not one with itself.
+# with `sonar_training.metrics`, so the parity tests below compare two implementations, not one with itself.
 
 OFFICIAL_PSPOOF = 0.05
 OFFICIAL_PTAR, OFFICIAL_PNON = (1 - OFFICIAL_PSPOOF) * 0.99, (1 - OFFICIAL_PSPOOF) * 0.01
@@ -245,7 +245,7 @@ class TestEerByCondition:
         scores = [2.0, 3.0, 0.0, 1.0, 2.5, 4.0]
         labels = [0, 0, 1, 1, 1, 1]
         systems = ["-", "-", "A01", "A01", "A02", "A02"]
-        result = eer_by_condition(scores, labels, systems)
+        result = eer_by_condition(scores, np.asarray(labels) == 0, systems)
         # A01 {0, 1} below all bona fide {2, 3}: 0. A02 {2.5, 4} against {2, 3}: (frr, far) at t = 2.5 is (1/2, 1/2)
         assert result == {"A01": 0.0, "A02": 0.5}
 
@@ -253,15 +253,15 @@ class TestEerByCondition:
         scores = [2.0, 0.0, 0.0, 2.0]
         labels = [0, 1, 0, 1]
         codecs = ["mp3", "mp3", "aac", "aac"]
-        assert eer_by_condition(scores, labels, codecs) == {"aac": 1.0, "mp3": 0.0}
+        assert eer_by_condition(scores, np.asarray(labels) == 0, codecs) == {"aac": 1.0, "mp3": 0.0}
 
     def test_bonafide_label_and_non_string_conditions(self):
-        result = eer_by_condition([5.0, 1.0, 0.0], [1, 0, 0], [None, 7, 7], bonafide_label=1)
+        result = eer_by_condition([5.0, 1.0, 0.0], [True, False, False], [None, 7, 7])
         assert result == {"7": 0.0}
 
     def test_length_mismatch_raises(self):
         with pytest.raises(ValueError, match="one entry per trial"):
-            eer_by_condition([0.0, 1.0], [0, 1], ["a"])
+            eer_by_condition([0.0, 1.0], [True, False], ["a"])
 
 
 @pytest.mark.parametrize("relative", [True, False])
@@ -285,7 +285,7 @@ class TestCalibration:
     """`fit_calibration_scale`, `expected_calibration_error` and `brier_score`: the verdict's spoof probability."""
 
     def test_recovers_the_scale_of_logistic_data(self):
-        from modeling_sonar.metrics import fit_calibration_scale
+        from sonar_training.metrics import fit_calibration_scale
 
         rng = np.random.default_rng(0)
         scores = rng.normal(0.0, 3.0, 20000)
@@ -293,7 +293,7 @@ class TestCalibration:
         assert fit_calibration_scale(scores, ~is_spoof, 0.5) == pytest.approx(2.0, rel=0.05)
 
     def test_is_the_likelihood_maximum(self):
-        from modeling_sonar.metrics import fit_calibration_scale
+        from sonar_training.metrics import fit_calibration_scale
 
         rng = np.random.default_rng(1)
         scores, is_bonafide = rng.normal(0.0, 2.0, 300), rng.random(300) < 0.5
@@ -309,7 +309,7 @@ class TestCalibration:
         assert nll(scale) <= min(nll(scale * 0.99), nll(scale * 1.01))
 
     def test_separated_classes_give_a_finite_scale_and_reversed_ones_zero(self):
-        from modeling_sonar.metrics import fit_calibration_scale
+        from sonar_training.metrics import fit_calibration_scale
 
         scores, is_bonafide = [2.0, 3.0, -1.0, -2.0], [True, True, False, False]
         assert 0 < fit_calibration_scale(scores, is_bonafide, 0.0) < 10
@@ -318,7 +318,7 @@ class TestCalibration:
             fit_calibration_scale(scores, [True] * 4, 0.0)
 
     def test_ece_and_brier_by_hand(self):
-        from modeling_sonar.metrics import brier_score, expected_calibration_error
+        from sonar_training.metrics import brier_score, expected_calibration_error
 
         probabilities, is_spoof = [0.05, 0.05, 0.95, 0.95], [False, True, True, True]
         # bin 0: mean p 0.05 vs 1/2 spoof; bin 9: 0.95 vs 1: (2 x 0.45 + 2 x 0.05) / 4

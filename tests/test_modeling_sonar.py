@@ -10,13 +10,12 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from conftest import make_speechlike
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, SonarModel
+from modeling_sonar.audio_sonar import sonar_verdict, sonar_windows
 from modeling_sonar.modeling_sonar import (
     SonarCrossAttentionFusion,
     SonarResidualFilterBank,
     sonar_js_divergence,
     sonar_js_loss,
-    sonar_verdict,
-    sonar_windows,
 )
 
 
@@ -395,6 +394,34 @@ def test_forward_rejects_wrong_shape():
     model = SonarForAudioClassification(tiny_config())
     with pytest.raises(ValueError, match=r"\(batch_size, samples\)"):
         model(torch.zeros(2, 1, WINDOW))
+
+
+def test_forward_refuses_unknown_arguments():
+    model = SonarForAudioClassification(tiny_config())
+    with pytest.raises(TypeError, match="output_hidden_states"):
+        model(clips(1), output_hidden_states=True)
+
+
+def test_noise_waveform_is_the_filter_bank_on_the_whole_recording():
+    """The noise view the Space plays and plots is the model's own filter bank on every sample of the input."""
+    model = SonarForAudioClassification(tiny_config()).eval()
+    wave = torch.from_numpy(make_speechlike(1.3, seed=2)).unsqueeze(0)
+    with torch.no_grad():
+        out = model(wave, output_noise_waveform=True)
+        torch.testing.assert_close(out.noise_waveform, model.sonar.filter_bank(wave))
+        assert model(wave).noise_waveform is None
+        baseline = SonarForAudioClassification(tiny_config(noise_branch=False))
+        assert baseline(wave, output_noise_waveform=True).noise_waveform is None
+    assert out.noise_waveform.shape == wave.shape
+
+
+def test_base_model_refuses_padded_recordings():
+    model = SonarModel(tiny_config())
+    mask = torch.ones(2, WINDOW, dtype=torch.long)
+    model(clips(2), attention_mask=mask)
+    mask[1, -10:] = 0
+    with pytest.raises(ValueError, match="padded"):
+        model(clips(2), attention_mask=mask)
 
 
 def test_verdict_is_the_calibrated_probability_around_the_threshold():

@@ -20,15 +20,14 @@ from conftest import REPO_ROOT, make_speechlike
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-sys.path.insert(0, str(REPO_ROOT))
 
 import export_sonar  # noqa: E402
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification  # noqa: E402
-from modeling_sonar.metrics import compute_eer  # noqa: E402
-from modeling_sonar.modeling_sonar import sonar_windows  # noqa: E402
-from modeling_sonar.onnx_export_sonar import _in_encoders, export_sonar_onnx, sonar_check_windows  # noqa: E402
+from modeling_sonar.audio_sonar import sonar_windows  # noqa: E402
 from modeling_sonar.onnx_sonar import SonarOnnxRunner  # noqa: E402
 from modeling_sonar.pipeline_sonar import SonarAudioClassificationPipeline  # noqa: E402
+from sonar_training.metrics import compute_eer  # noqa: E402
+from sonar_training.onnx_export import _in_encoders, export_sonar_onnx, sonar_check_windows  # noqa: E402
 
 
 SCORE_TOLERANCE = 1e-3

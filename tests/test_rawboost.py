@@ -6,9 +6,9 @@ import pytest
 import rawboost_reference as reference
 
 from conftest import make_speechlike
-from modeling_sonar import rawboost as fast
-from modeling_sonar.data import decode_audio
-from modeling_sonar.rawboost import (
+from modeling_sonar import load_audio
+from sonar_training import rawboost as fast
+from sonar_training.rawboost import (
     DEFAULT_PARAMS,
     RawBoostParams,
     _draw_notch_filter,
@@ -123,7 +123,7 @@ def test_primitives_match_reference_in_float64(primitive, params):
 def test_same_augmentation_as_reference_on_real_clips(sonar_mini):
     files = sorted((sonar_mini / "LA" / "ASVspoof2019_LA_train" / "flac").glob("*.flac"))[:4]
     for seed, path in enumerate(files):
-        x = decode_audio(str(path))
+        x = load_audio(str(path))
         np.testing.assert_allclose(
             rawboost(x, 4, np.random.default_rng(seed)),
             reference.rawboost(x, 4, np.random.default_rng(seed)),

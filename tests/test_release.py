@@ -18,7 +18,7 @@ from huggingface_hub.utils import filter_repo_objects
 import release_sonar
 from conftest import REPO_ROOT, make_speechlike
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.model_card import CARD_INPUTS_FILE, write_model_card
+from sonar_training.model_card import CARD_INPUTS_FILE, write_model_card
 
 
 @pytest.fixture(scope="module")

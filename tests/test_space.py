@@ -18,9 +18,7 @@ import soundfile as sf
 import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
 
-from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
-from modeling_sonar.data import decode_audio
-from modeling_sonar.modeling_sonar import sonar_verdict
+from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, load_audio, sonar_verdict
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +60,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     """Good clips in several containers, rates and channel counts, and the bad inputs the Space must refuse."""
     path = tmp_path_factory.mktemp("space_clips")
     speech, rate = sf.read(EXAMPLES / "real_speech.flac", dtype="float32")
-    stereo_22k = decode_audio(str(EXAMPLES / "real_speech.flac"), sampling_rate=22050)
+    stereo_22k = load_audio(str(EXAMPLES / "real_speech.flac"), sampling_rate=22050)
     sf.write(path / "speech.wav", np.stack([stereo_22k, 0.5 * stereo_22k], axis=1), 22050)
     sf.write(path / "speech.mp3", speech, rate, format="MP3")
     (path / "empty.wav").write_bytes(b"")
@@ -88,7 +86,7 @@ def expected(model_dir, clips) -> dict[str, dict]:
     feature_extractor = SonarFeatureExtractor.from_pretrained(model_dir)
     references = {}
     for name in ("wav", "mp3", "long"):
-        waveform = decode_audio(str(clips[name]))
+        waveform = load_audio(str(clips[name]))
         with torch.inference_mode():
             output = model(**feature_extractor(waveform, sampling_rate=16000, return_tensors="pt"))
         score = output.scores[0].item()
@@ -227,9 +225,9 @@ def test_pipeline_space_and_evaluation_agree(client, model_dir, tmp_path):
     """One file, three ways in: `pipeline(...)` in a fresh process with remote code, the Space's `/predict`, and
     `evaluate_sonar.py`. One label, one probability, one score."""
     clip, other = tmp_path / "clip.wav", tmp_path / "other.wav"
-    speech = decode_audio(str(EXAMPLES / "real_speech.flac"))
+    speech = load_audio(str(EXAMPLES / "real_speech.flac"))
     sf.write(clip, speech[: 3 * 16000], 16000, subtype="PCM_16")  # shorter than a window: scored alike by all three
-    sf.write(other, decode_audio(str(EXAMPLES / "real_then_generated.flac"))[-3 * 16000 :], 16000, subtype="PCM_16")
+    sf.write(other, load_audio(str(EXAMPLES / "real_then_generated.flac"))[-3 * 16000 :], 16000, subtype="PCM_16")
 
     space = predict(client, clip)
 

@@ -141,11 +141,10 @@ def test_checkpoints_rotate_and_model_folder(uninterrupted):
 def test_decision_is_fitted_on_the_dev_split(uninterrupted, tiny_dataset):
     """The saved threshold is the dev EER threshold of the saved model, and the saved scale is the calibration fit of
     its dev scores at that threshold, whose ECE and Brier score the run reports."""
-    from evaluate_sonar import calibration_summary, iter_scores
-    from modeling_sonar import SonarForAudioClassification
-    from modeling_sonar.data import load_sonar_dataset
-    from modeling_sonar.metrics import compute_eer, fit_calibration_scale
-    from modeling_sonar.modeling_sonar import sonar_verdict
+    from modeling_sonar import SonarForAudioClassification, sonar_verdict
+    from sonar_training.data import load_sonar_dataset
+    from sonar_training.metrics import compute_eer, fit_calibration_scale
+    from sonar_training.scoring import calibration_summary, iter_scores
     from train_sonar import get_dataloaders, parse_args
 
     model = SonarForAudioClassification.from_pretrained(uninterrupted / "model")
@@ -169,9 +168,8 @@ def test_decision_is_fitted_on_the_dev_split(uninterrupted, tiny_dataset):
 def test_demo_corpus_is_recognised_and_its_model_marked_a_smoke_test(tmp_path):
     from datasets import Dataset
 
-    from modeling_sonar import SonarConfig
-    from modeling_sonar.model_card import render_model_card
-    from modeling_sonar.modeling_sonar import sonar_verdict
+    from modeling_sonar import SonarConfig, sonar_verdict
+    from sonar_training.model_card import render_model_card
     from train_sonar import build_model, is_demo_corpus, parse_args
 
     demo = Dataset.from_dict({"speaker": ["DEMO_CB", "DEMO_HL", "DEMO_R1"], "label": [0, 1, 1]})
@@ -348,7 +346,7 @@ def test_recipe_defaults_follow_the_released_code():
 
 
 def test_cosine_schedules():
-    from modeling_sonar.training_utils import cosine_lr_lambda
+    from sonar_training.recipe import cosine_lr_lambda
 
     # released: stepped per epoch (10 steps each), 50-epoch half-period, to 1e-8; then back up, as PyTorch's cosine
     per_epoch = cosine_lr_lambda("cosine_per_epoch", 1e-5, 1e-8, 10**6, 10, 50)
@@ -364,7 +362,7 @@ def test_cosine_schedules():
 
 
 def test_dev_split_is_augmented_alike_at_every_evaluation(tiny_dataset):
-    from modeling_sonar.data import load_sonar_dataset
+    from sonar_training.data import load_sonar_dataset
     from train_sonar import get_dataloaders, parse_args
 
     splits = dict(load_sonar_dataset(str(tiny_dataset)))
@@ -383,7 +381,7 @@ def test_dev_split_is_augmented_alike_at_every_evaluation(tiny_dataset):
 
 
 def test_missing_named_checkpoint_raises(tmp_path):
-    from modeling_sonar.training_utils import resolve_checkpoint
+    from sonar_training.checkpoints import resolve_checkpoint
 
     assert resolve_checkpoint("latest", tmp_path) is None
     with pytest.raises(ValueError, match="does not exist"):
@@ -391,7 +389,7 @@ def test_missing_named_checkpoint_raises(tmp_path):
 
 
 def test_class_weights_from_priors():
-    from modeling_sonar.training_utils import class_weights_from_priors
+    from sonar_training.recipe import class_weights_from_priors
 
     weights = class_weights_from_priors([0] * 2580 + [1] * 22800)
     assert weights == pytest.approx([0.898, 0.102], abs=1e-3)

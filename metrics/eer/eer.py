@@ -1,6 +1,6 @@
 """Equal error rate (EER) of a bona fide vs. spoof detector, as an `evaluate` metric.
 
-The maths lives in `modeling_sonar.metrics` and is imported, not copied: `evaluate.load` copies this script into
+The maths lives in `sonar_training.metrics` and is imported, not copied: `evaluate.load` copies this script into
 its cache, but a plain import of the installed `modeling_sonar` package still resolves, so the metric, the
 training loop and `evaluate_sonar.py` share one EER implementation.
 """
@@ -8,7 +8,7 @@ training loop and `evaluate_sonar.py` share one EER implementation.
 import datasets
 import evaluate
 
-from modeling_sonar.metrics import compute_eer
+from sonar_training.metrics import compute_eer
 
 
 _DESCRIPTION = """

@@ -9,7 +9,7 @@ Three primitives act on a raw waveform:
 
 `rawboost(waveform, algo, rng)` combines them as the released SSL+AASIST code does: 0 none, 1 LnL, 2 ISD, 3 SSI,
 4 LnL->ISD->SSI in series (SONAR's choice), 5 LnL->ISD, 6 LnL->SSI, 7 ISD->SSI, 8 LnL and ISD in parallel.
-Only numpy and scipy: it runs inside data-loader workers and never ships with the model weights. The filters are
+Only numpy and scipy: it runs inside data-loader workers. The filters are
 designed for all notches at once and applied by overlap-add FFT, the LnL terms summed before one inverse transform:
 algo 4 takes about 5 ms per 4 s clip on one core, 5x less than with one `scipy.signal.fftconvolve` per filter. The
 random draws are those of that first version, in the same order, so a seeded generator gives the same augmentation
@@ -23,10 +23,13 @@ from itertools import accumulate, repeat
 import numpy as np
 from scipy import fft
 
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE
+
 
 @dataclass(frozen=True)
 class RawBoostParams:
-    """RawBoost parameters; the defaults are those SONAR and the SSL+AASIST recipe train with (SPEC.md section 3).
+    """RawBoost parameters; the defaults are those SONAR and the SSL+AASIST recipe train with (the released
+    code's `main_SSL_LA.py` defaults).
 
     Args:
         n_bands (`int`): number of notch filters cascaded into one coloured filter (`nBands`).
@@ -59,7 +62,7 @@ class RawBoostParams:
     g_sd: float = 2.0
     snr_min: float = 10.0
     snr_max: float = 40.0
-    sampling_rate: int = 16000
+    sampling_rate: int = SONAR_SAMPLING_RATE
 
 
 DEFAULT_PARAMS = RawBoostParams()

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .feature_extraction_sonar import SonarFeatureExtractor
-from .modeling_sonar import SonarForAudioClassification
-from .onnx_sonar import SONAR_ONNX_DATA_SUFFIX, SONAR_ONNX_FILES, SONAR_ONNX_SUBFOLDER, SonarOnnxRunner
+from modeling_sonar import SonarFeatureExtractor, SonarForAudioClassification
+from modeling_sonar.onnx_sonar import SONAR_ONNX_DATA_SUFFIX, SONAR_ONNX_FILES, SONAR_ONNX_SUBFOLDER, SonarOnnxRunner
 
 
 # Largest weight size kept inside the .onnx file; protobuf refuses files over 2 GiB, so larger weights go beside it.

@@ -1,7 +1,7 @@
 """Detection metrics of SONAR: DET curve, EER, min t-DCF (ASVspoof 2019 and 2021) and EER per condition.
 
-Plain numpy, no torch: these functions judge a model, they are never part of one. `modeling_sonar.py` does not import
-this module, so it never ships with the weights, and score files can be re-scored without loading a model.
+Plain numpy, no torch: these functions judge a model, they are never part of one, and score files can be re-scored
+without loading a model.
 
 Scores follow the ASVspoof convention: higher means more bona fide (SONAR writes the bona fide log-odds). The
 formulas are those of the official ASVspoof evaluation code (`eval_metrics.py` of the 2019 `tDCF_python` package and
@@ -202,9 +202,8 @@ def compute_min_tdcf(
 
 def eer_by_condition(
     scores: Sequence[float] | np.ndarray,
-    labels: Sequence[int] | np.ndarray,
+    is_bonafide: Sequence[bool] | np.ndarray,
     conditions: Sequence,
-    bonafide_label: int = 0,
     merge_ties: bool = False,
 ) -> dict[str, float]:
     """EER (fraction) per value of a condition column: attack, codec, transmission channel, vocoder...
@@ -216,19 +215,18 @@ def eer_by_condition(
 
     Args:
         scores: detection scores, higher = more bona fide.
-        labels: class ids; `bonafide_label` marks bona fide, any other value spoof.
+        is_bonafide: whether each trial is bona fide (else spoof).
         conditions: the condition value of each trial; keys of the result are `str(value)`, sorted.
         merge_ties: passed to `compute_eer`.
     """
     scores = _check_scores("scores", scores)
-    labels = np.asarray(labels).ravel()
+    is_bonafide = np.asarray(is_bonafide, dtype=bool).ravel()
     conditions = np.asarray([str(value) for value in conditions])
-    if not scores.size == labels.size == conditions.size:
+    if not scores.size == is_bonafide.size == conditions.size:
         raise ValueError(
-            f"`scores`, `labels` and `conditions` must have one entry per trial, got {scores.size}, {labels.size} "
-            f"and {conditions.size}"
+            f"`scores`, `is_bonafide` and `conditions` must have one entry per trial, got {scores.size}, "
+            f"{is_bonafide.size} and {conditions.size}"
         )
-    is_bonafide = labels == bonafide_label
     all_bonafide = scores[is_bonafide]
     result = {}
     for value in np.unique(conditions):

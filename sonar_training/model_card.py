@@ -1,7 +1,4 @@
-"""The model card (README.md) of a trained SONAR folder, shared by `train_sonar.py` and `release_sonar.py`.
-
-Not imported by `modeling_sonar.py`, so it never ships with the weights.
-"""
+"""The model card (README.md) of a trained SONAR folder, shared by `train_sonar.py` and `release_sonar.py`."""
 
 import json
 import math
@@ -10,8 +7,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .configuration_sonar import SonarConfig
-from .modeling_sonar import sonar_verdict
+from modeling_sonar import SonarConfig, sonar_verdict
 
 
 CARD_INPUTS_FILE = "training_summary.json"
@@ -171,7 +167,7 @@ at {config.sampling_rate} Hz (shorter input is tiled; longer input is scored win
 probability is `sigmoid(a * (decision_threshold - score))` with `a = config.calibration_scale` = **{scale:.6g}**,
 fitted on the development split, so it is 0.5 exactly at the threshold. {calibration_text}
 
-The pipeline, the demo Space and `evaluate_sonar.py` all decide through `sonar_verdict` in `modeling_sonar.py`, so
+The pipeline, the demo Space and `evaluate_sonar.py` all decide through `sonar_verdict` in `audio_sonar.py`, so
 they agree. Its verdicts at a few scores:
 
 | score | verdict | p(spoof) |
