@@ -122,7 +122,7 @@ SYSTEMS = {
 }
 
 
-def _match_level(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
+def match_level(fake: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Same RMS as the real clip (loudness must not give the class away), peak kept under 1."""
     fake = fake * (np.sqrt(np.mean(real**2)) / max(np.sqrt(np.mean(fake**2)), 1e-8))
     return _limit_peak(fake)
@@ -133,12 +133,17 @@ def _limit_peak(x: np.ndarray) -> np.ndarray:
     return (x * (0.99 / peak) if peak > 0.99 else x).astype(np.float32)
 
 
-def find_source_recordings() -> list[tuple[Path, str]]:
-    """Paths of gradio's bundled speech recordings with their speaker ids (gradio is found, not imported)."""
+def gradio_folder() -> Path:
+    """The installed gradio package, whose bundled recordings are the real speech here (found, not imported)."""
     spec = importlib.util.find_spec("gradio")
     if spec is None or spec.origin is None:
         raise RuntimeError("The demo corpus is made from gradio's bundled recordings: pip install -e '.[space]'")
-    package = Path(spec.origin).parent
+    return Path(spec.origin).parent
+
+
+def find_source_recordings() -> list[tuple[Path, str]]:
+    """Paths of gradio's bundled speech recordings with their speaker ids."""
+    package = gradio_folder()
     found = [(package / relative, speaker) for relative, speaker in SOURCES.items() if (package / relative).is_file()]
     if not found:
         raise RuntimeError(f"None of gradio's speech recordings {list(SOURCES)} is under {package}")
@@ -207,7 +212,7 @@ def _write_corpus(folder: Path, seed: int) -> dict[str, int]:
                 method, kwargs = SYSTEMS[system]
                 torch.manual_seed(int(rng.integers(2**31)))
                 fake = method(torch.from_numpy(real), **kwargs).numpy()
-                write_clip(split, _match_level(fake, real), utterance["speaker"], system, "spoof", info)
+                write_clip(split, match_level(fake, real), utterance["speaker"], system, "spoof", info)
 
     for split, (_, protocol) in SPLIT_LAYOUT.items():
         (la / "ASVspoof2019_LA_cm_protocols" / protocol).write_text("\n".join(protocols[split]) + "\n")
@@ -234,13 +239,6 @@ def make_demo_corpus(output: str | Path, seed: int = 0) -> Path:
         counts = _write_corpus(tmp, seed)
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"seed": seed, "clips": counts}))
     return output
-
-
-def load_demo_dataset(output: str | Path, seed: int = 0):
-    """Make the corpus if needed and return it converted by the ASVspoof 2019 LA converter (train/dev/eval)."""
-    from dataset_scripts.asvspoof2019_la import build_dataset
-
-    return build_dataset(make_demo_corpus(output, seed) / "LA")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

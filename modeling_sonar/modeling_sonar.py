@@ -287,8 +287,9 @@ class SonarPreTrainedModel(PreTrainedModel):
         `PreTrainedModel.save_pretrained`, plus SONAR's `audio-classification` pipeline: `config.custom_pipelines`
         names it and its code (`pipeline_sonar.py`) is copied next to the model's, so that
         `pipeline("audio-classification", model=FOLDER, trust_remote_code=True)` gives the same verdict as the Space
-        and the evaluation script. The import is deferred because the pipeline module imports this one; being a
-        relative import of this file, it also makes remote-code loading fetch the pipeline together with the model.
+        and the evaluation script. The import is deferred so that loading a model does not load transformers'
+        pipelines; being a relative import of this file, it also makes remote-code loading fetch the pipeline (and
+        `audio_sonar.py`, `onnx_sonar.py`) together with the model.
         """
         from .pipeline_sonar import SonarAudioClassificationPipeline
 
