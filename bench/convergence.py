@@ -40,7 +40,6 @@ def encoder_config(hidden_size: int, num_layers: int) -> dict:
 
 def prepare_dataset(output: Path) -> Path:
     if not (output / "dataset_dict.json").is_file():
-        sys.path.insert(0, str(REPO_DIR))
         from dataset_scripts.asvspoof2019_la import build_dataset
         from dataset_scripts.common import write_dataset
 

@@ -8,7 +8,6 @@ Writes 31,779 tiny wav files (0.1 s of noise each) and a `meta.csv` into a tempo
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dataset_scripts.common import write_dataset  # noqa: E402
-from dataset_scripts.in_the_wild import build_dataset  # noqa: E402
+from dataset_scripts.common import write_dataset
+from dataset_scripts.in_the_wild import build_dataset
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE
 
 
 ITW_ROWS = 31779
@@ -30,7 +27,12 @@ TARGET_S = 30.0
 def make_fake_release(folder: Path, rows: int) -> None:
     """`rows` identical 0.1 s wav files plus `meta.csv` in the In-the-Wild layout (about one third bona fide)."""
     wav = folder / "0.wav"
-    sf.write(wav, (np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32), 16000, subtype="PCM_16")
+    sf.write(
+        wav,
+        (np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32),
+        SONAR_SAMPLING_RATE,
+        subtype="PCM_16",
+    )
     payload = wav.read_bytes()
     lines = ["file,speaker,label"]
     for index in range(rows):

@@ -46,7 +46,7 @@ import rawboost_reference  # noqa: E402
 from dataset_scripts.asvspoof2019_la import build_split_dataset  # noqa: E402
 from modeling_sonar import load_audio  # noqa: E402
 from modeling_sonar.audio_sonar import sonar_window  # noqa: E402
-from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE  # noqa: E402
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE, SONAR_WINDOW_LENGTH  # noqa: E402
 from sonar_training import data  # noqa: E402
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=256, help="training clips per set")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--rawboost_algo", type=int, default=4)
-    parser.add_argument("--max_length", type=int, default=64600)
+    parser.add_argument("--max_length", type=int, default=SONAR_WINDOW_LENGTH)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per implementation; the best counts")
     parser.add_argument("--gpu_clips_per_s", type=float, default=150.0, help="what one GPU trains on per second")
     args = parser.parse_args()

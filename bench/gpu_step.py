@@ -14,6 +14,7 @@ import time
 import torch
 
 from modeling_sonar import SonarConfig, SonarForAudioClassification
+from modeling_sonar.configuration_sonar import SONAR_WINDOW_LENGTH
 
 
 def run(preset: str, precision: str, batch_size: int, length: int, warmup: int, steps: int, device: str) -> dict:
@@ -55,7 +56,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="sonar-full")
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--length", type=int, default=64600, help="samples per clip")
+    parser.add_argument("--length", type=int, default=SONAR_WINDOW_LENGTH, help="samples per clip")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"])

@@ -37,6 +37,7 @@ import torch
 from transformers import Wav2Vec2ForSequenceClassification
 
 from modeling_sonar import SonarConfig, SonarForAudioClassification
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE, SONAR_WINDOW_LENGTH
 
 
 RUNNER_FILE = Path(__file__).resolve().parents[1] / "modeling_sonar" / "onnx_sonar.py"
@@ -152,7 +153,7 @@ def onnx_benchmark(model: SonarForAudioClassification, args: argparse.Namespace)
     runners = {
         name: SonarOnnxRunner(args.onnx_dir / file, num_threads=args.threads) for name, file in ONNX_VARIANTS.items()
     }
-    clip_s = args.samples / 16000
+    clip_s = args.samples / SONAR_SAMPLING_RATE
     print(f"\nONNX Runtime: SONAR-Full, XLS-R 300M size, random init; {args.threads} threads; one {clip_s:.2f} s "
           f"window per clip; runs={args.runs}, interleaved; {args.onnx_dir}")  # fmt: skip
     summary = {"throughput": {}}
@@ -211,7 +212,7 @@ def long_recording_benchmark(model: SonarForAudioClassification, backend: str, r
         sonar_onnx_window_forward(runner) if runner is not None else lambda w: model.forward_windows(w)[:2]
     )
     generator = torch.Generator().manual_seed(1)
-    recording = torch.randn(1, int(args.long_recording_s * 16000), generator=generator) * 0.1
+    recording = torch.randn(1, int(args.long_recording_s * SONAR_SAMPLING_RATE), generator=generator) * 0.1
     clip = recording[:, : args.samples]
     single = []
 
@@ -233,7 +234,8 @@ def long_recording_benchmark(model: SonarForAudioClassification, backend: str, r
     single_rate, long_rate = len(single) / sum(single), num_windows / long_s
     print(f"\nlong recording ({backend}): {args.long_recording_s / 60:.0f} min = {num_windows} windows in "
           f"{long_s:.1f} s, {long_rate:.3f} windows/s at window_batch_size={config.window_batch_size}")  # fmt: skip
-    print(f"single {args.samples / 16000:.2f} s clips, one after each batch: {single_rate:.3f} windows/s "
+    clip_s = args.samples / SONAR_SAMPLING_RATE
+    print(f"single {clip_s:.2f} s clips, one after each batch: {single_rate:.3f} windows/s "
           f"({len(single)} clips, {min(single):.2f}-{max(single):.2f} s each)")  # fmt: skip
     return long_rate / single_rate
 
@@ -243,7 +245,7 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--batch_size", type=int, default=1)
-    parser.add_argument("--samples", type=int, default=64600, help="samples per clip (64,600 = 4.04 s at 16 kHz)")
+    parser.add_argument("--samples", type=int, default=SONAR_WINDOW_LENGTH, help="samples per clip (4.04 s)")
     parser.add_argument("--runs", type=int, default=3, help="timed forward passes per model, interleaved")
     parser.add_argument("--share_encoders", action="store_true", help="tie SONAR's encoders (one batched pass)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads, PyTorch and ONNX Runtime alike")
@@ -262,7 +264,8 @@ def main():
     torch.manual_seed(0)
     dtype = getattr(torch, args.dtype)
     print(f"device={args.device} dtype={args.dtype} threads={torch.get_num_threads()} batch={args.batch_size} "
-          f"clip={args.samples / 16000:.2f}s runs={args.runs} share_encoders={args.share_encoders}")  # fmt: skip
+          f"clip={args.samples / SONAR_SAMPLING_RATE:.2f}s runs={args.runs} "
+          f"share_encoders={args.share_encoders}")  # fmt: skip
     memory = {name: measure_in_child(name, args) for name in ("wav2vec2", "sonar")}
     models = {name: build(name, args.share_encoders, dtype, args.device) for name in ("wav2vec2", "sonar")}
     batch = torch.randn(args.batch_size, args.samples, device=args.device, dtype=dtype) * 0.1
@@ -275,7 +278,7 @@ def main():
             gc.collect()
             times[name].append(forward_seconds(model, batch))
 
-    audio_seconds = args.batch_size * args.samples / 16000
+    audio_seconds = args.batch_size * args.samples / SONAR_SAMPLING_RATE
     for name in models:
         best = min(times[name])
         runs = ", ".join(f"{t:.3f}" for t in times[name])

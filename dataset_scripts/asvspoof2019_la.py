@@ -23,23 +23,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from datasets import DatasetDict
 
-if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2019_la.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from datasets import DatasetDict  # noqa: E402
-
-from dataset_scripts.common import (  # noqa: E402
-    LABEL_IDS,
-    ConversionError,
-    add_common_arguments,
-    build_split,
-    check_missing,
-    list_audio_files,
-    parse_label,
-    read_fields,
-    run_cli,
-)
+from dataset_scripts import common
 
 
 SPLITS = {
@@ -65,34 +51,34 @@ def build_split_dataset(root: str | Path, split: str, skip_missing: bool = False
     audio_dir, protocol_name = SPLITS[split]
     protocol = root / PROTOCOL_DIR / protocol_name
     columns = {"audio": [], "label": [], "utt_id": [], "speaker": [], "system": []}
-    for line_number, (speaker, utt_id, _, system, label) in enumerate(read_fields(protocol, 5), start=1):
-        columns["label"].append(parse_label(label, LABEL_IDS, f"{protocol}, line {line_number}"))
+    for line_number, (speaker, utt_id, _, system, label) in enumerate(common.read_fields(protocol, 5), start=1):
+        columns["label"].append(common.parse_label(label, common.LABEL_IDS, f"{protocol}, line {line_number}"))
         columns["utt_id"].append(utt_id)
         columns["speaker"].append(speaker)
         columns["system"].append(system)
-    files = list_audio_files([root / audio_dir / "flac"])
+    files = common.list_audio_files([root / audio_dir / "flac"])
     names = [f"{utt_id}.flac" for utt_id in columns["utt_id"]]
-    mask = check_missing(names, files.__contains__, str(root / audio_dir / "flac"), skip_missing)
+    mask = common.check_missing(names, files.__contains__, str(root / audio_dir / "flac"), skip_missing)
     columns["audio"] = [files.get(name) for name in names]
-    return build_split(columns, mask, (), str(protocol))
+    return common.build_split(columns, mask, (), str(protocol))
 
 
 def build_dataset(root: str | Path, splits: Sequence[str] | None = None, skip_missing: bool = False) -> DatasetDict:
     """Convert the splits present under `root` (or exactly `splits`) without decoding any audio."""
     root = Path(root)
     if not root.is_dir():
-        raise ConversionError(f"ASVspoof 2019 LA root {root} is not a folder")
+        raise common.ConversionError(f"ASVspoof 2019 LA root {root} is not a folder")
     present = available_splits(root)
     if splits is None:
         if not present:
             expected = ", ".join(f"{PROTOCOL_DIR}/{protocol}" for _, protocol in SPLITS.values())
-            raise ConversionError(f"No ASVspoof 2019 LA protocol under {root}: expected any of {expected}")
+            raise common.ConversionError(f"No ASVspoof 2019 LA protocol under {root}: expected any of {expected}")
         splits = present
     for split in splits:
         if split not in SPLITS:
-            raise ConversionError(f"Unknown split {split!r}; ASVspoof 2019 LA has {list(SPLITS)}")
+            raise common.ConversionError(f"Unknown split {split!r}; ASVspoof 2019 LA has {list(SPLITS)}")
         if split not in present:
-            raise ConversionError(f"Split {split!r} has no protocol {root / PROTOCOL_DIR / SPLITS[split][1]}")
+            raise common.ConversionError(f"Split {split!r} has no protocol {root / PROTOCOL_DIR / SPLITS[split][1]}")
     return DatasetDict({split: build_split_dataset(root, split, skip_missing) for split in splits})
 
 
@@ -102,17 +88,19 @@ def read_asv_scores(path: str | Path) -> list[tuple[str, str, float]]:
     The CM key must agree with the ASV key: `bonafide` for target and nontarget trials, an attack for spoof trials.
     """
     rows = []
-    for line_number, (cm_key, asv_key, score) in enumerate(read_fields(path, 3), start=1):
+    for line_number, (cm_key, asv_key, score) in enumerate(common.read_fields(path, 3), start=1):
         where = f"{path}, line {line_number}"
         if asv_key not in ASV_KEYS:
-            raise ConversionError(f"{where}: unknown ASV key {asv_key!r}; expected one of {ASV_KEYS}")
+            raise common.ConversionError(f"{where}: unknown ASV key {asv_key!r}; expected one of {ASV_KEYS}")
         if not (ATTACK.fullmatch(cm_key) if asv_key == "spoof" else cm_key == "bonafide"):
             expected = "an attack A01-A19" if asv_key == "spoof" else "'bonafide'"
-            raise ConversionError(f"{where}: a {asv_key} trial has CM key {cm_key!r} (first column), not {expected}")
+            raise common.ConversionError(
+                f"{where}: a {asv_key} trial has CM key {cm_key!r} (first column), not {expected}"
+            )
         try:
             rows.append((cm_key, asv_key, float(score)))
         except ValueError:
-            raise ConversionError(f"{where}: score {score!r} is not a number") from None
+            raise common.ConversionError(f"{where}: score {score!r} is not a number") from None
     return rows
 
 
@@ -125,7 +113,7 @@ def asv_score_files(root: str | Path, splits: Sequence[str]) -> dict[str, str]:
             rows = read_asv_scores(path)
             files[f"asv_scores/{split}.txt"] = "".join(f"{cm} {asv} {score!r}\n" for cm, asv, score in rows)
     if not files:
-        raise ConversionError(
+        raise common.ConversionError(
             f"--asv-scores: no {ASV_SCORES_FILE.format(split='{dev,eval}')} in {root / ASV_SCORES_DIR}"
         )
     return files
@@ -133,7 +121,7 @@ def asv_score_files(root: str | Path, splits: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
+    common.add_common_arguments(parser)
     parser.add_argument("--splits", nargs="+", choices=list(SPLITS), help="splits to convert (default: all present)")
     parser.add_argument(
         "--asv-scores",
@@ -146,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return {}
         return asv_score_files(args.root, args.splits or available_splits(args.root))
 
-    return run_cli(parser, lambda args: build_dataset(args.root, args.splits, args.skip_missing), argv, extra_files)
+    return common.run_cli(
+        parser, lambda args: build_dataset(args.root, args.splits, args.skip_missing), argv, extra_files
+    )
 
 
 if __name__ == "__main__":

@@ -29,23 +29,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from datasets import DatasetDict
 
-if __package__ in (None, ""):  # run as `python dataset_scripts/asvspoof2021.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from datasets import DatasetDict  # noqa: E402
-
-from dataset_scripts.common import (  # noqa: E402
-    LABEL_IDS,
-    ConversionError,
-    add_common_arguments,
-    build_split,
-    check_missing,
-    list_audio_files,
-    parse_label,
-    read_fields,
-    run_cli,
-)
+from dataset_scripts import common
 
 
 KEY_COLUMNS = {
@@ -77,7 +63,9 @@ def find_keys(root: str | Path, track: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise ConversionError(f"No ASVspoof 2021 {track} keys under {root}: expected {relative}; or pass --keys FILE")
+    raise common.ConversionError(
+        f"No ASVspoof 2021 {track} keys under {root}: expected {relative}; or pass --keys FILE"
+    )
 
 
 def audio_folders(root: str | Path, track: str) -> list[Path]:
@@ -96,43 +84,43 @@ def build_dataset(
 ) -> DatasetDict:
     """Join the key rows of `phase` with their flac files; no audio is decoded."""
     if track not in KEY_COLUMNS:
-        raise ConversionError(f"Unknown track {track!r}; expected one of {list(KEY_COLUMNS)}")
+        raise common.ConversionError(f"Unknown track {track!r}; expected one of {list(KEY_COLUMNS)}")
     if phase not in PHASES:
-        raise ConversionError(f"Unknown phase {phase!r}; expected one of {PHASES}")
+        raise common.ConversionError(f"Unknown phase {phase!r}; expected one of {PHASES}")
     root = Path(root)
     if not root.is_dir():
-        raise ConversionError(f"ASVspoof 2021 root {root} is not a folder")
+        raise common.ConversionError(f"ASVspoof 2021 root {root} is not a folder")
     keys = Path(keys) if keys is not None else find_keys(root, track)
     names = KEY_COLUMNS[track]
     columns = {name: [] for name in ["audio", *names]}
-    for line_number, fields in enumerate(read_fields(keys, len(names)), start=1):
+    for line_number, fields in enumerate(common.read_fields(keys, len(names)), start=1):
         row = dict(zip(names, fields))
-        row["label"] = parse_label(row["label"], LABEL_IDS, f"{keys}, line {line_number}")
+        row["label"] = common.parse_label(row["label"], common.LABEL_IDS, f"{keys}, line {line_number}")
         if row["system"] == "bonafide":  # the keys' attack of bona fide trials; `-` in every converter's output
             row["system"] = "-"
         if phase in ("all", row["phase"]):
             for name in names:
                 columns[name].append(row[name])
     if not columns["utt_id"]:
-        raise ConversionError(f"No rows with phase {phase!r} in {keys}")
+        raise common.ConversionError(f"No rows with phase {phase!r} in {keys}")
     folders = audio_folders(root, track)
     if not any(folder.is_dir() for folder in folders):
-        raise ConversionError(f"No audio folder for ASVspoof 2021 {track} under {root}: expected {folders[0]}")
-    files = list_audio_files(folders)
+        raise common.ConversionError(f"No audio folder for ASVspoof 2021 {track} under {root}: expected {folders[0]}")
+    files = common.list_audio_files(folders)
     wanted = [f"{utt_id}.flac" for utt_id in columns["utt_id"]]
-    mask = check_missing(wanted, files.__contains__, str(folders[0]), skip_missing)
+    mask = common.check_missing(wanted, files.__contains__, str(folders[0]), skip_missing)
     columns["audio"] = [files.get(name) for name in wanted]
     extra = [name for name in names if name not in ("speaker", "utt_id", "system", "label")]
-    return DatasetDict({"eval": build_split(columns, mask, extra, str(keys))})
+    return DatasetDict({"eval": common.build_split(columns, mask, extra, str(keys))})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
+    common.add_common_arguments(parser)
     parser.add_argument("--track", choices=list(KEY_COLUMNS), required=True, help="LA or DF")
     parser.add_argument("--keys", type=Path, help="trial_metadata.txt (default: found under --root)")
     parser.add_argument("--phase", choices=PHASES, default="eval", help="key rows to keep (default: eval)")
-    return run_cli(
+    return common.run_cli(
         parser, lambda args: build_dataset(args.root, args.track, args.keys, args.phase, args.skip_missing), argv
     )
 

@@ -21,26 +21,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from datasets import DatasetDict
 
-if __package__ in (None, ""):  # run as `python dataset_scripts/folder.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from datasets import DatasetDict  # noqa: E402
-
-from dataset_scripts.common import (  # noqa: E402
-    CORE_COLUMNS,
-    LABEL_IDS,
-    ConversionError,
-    add_common_arguments,
-    build_split,
-    check_missing,
-    parse_label,
-    run_cli,
-)
+from dataset_scripts import common
 
 
 LABEL_WORDS = {"bonafide": ("bonafide", "bona-fide", "bona fide", "real", "genuine"), "spoof": ("spoof", "fake")}
-LABELS = {word: LABEL_IDS[label] for label, words in LABEL_WORDS.items() for word in words}
+LABELS = {word: common.LABEL_IDS[label] for label, words in LABEL_WORDS.items() for word in words}
 
 
 def build_dataset(
@@ -49,32 +36,32 @@ def build_dataset(
     """Read the CSV and point each row at its file under `root`; no audio is decoded."""
     root = Path(root).resolve()
     if not root.is_dir():
-        raise ConversionError(f"Folder {root} does not exist")
+        raise common.ConversionError(f"Folder {root} does not exist")
     csv_path = Path(csv_path) if csv_path is not None else root / "metadata.csv"
     if not csv_path.is_file():
-        raise ConversionError(f"No label CSV at {csv_path}: write one with columns file,label")
+        raise common.ConversionError(f"No label CSV at {csv_path}: write one with columns file,label")
     with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets often write a byte-order mark
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if "file" not in header or "label" not in header:
-            raise ConversionError(f"{csv_path}: header {header} needs the columns 'file' and 'label'")
-        extra = [name for name in header if name not in (*CORE_COLUMNS, "file", "split")]
+            raise common.ConversionError(f"{csv_path}: header {header} needs the columns 'file' and 'label'")
+        extra = [name for name in header if name not in (*common.CORE_COLUMNS, "file", "split")]
         rows = []
         for row in reader:
             where = f"{csv_path}, line {reader.line_num}"
             if None in row or any(value is None for value in row.values()):
-                raise ConversionError(f"{where}: expected {len(header)} fields: {row}")
-            row["label"] = parse_label(row["label"].strip().lower(), LABELS, where)
+                raise common.ConversionError(f"{where}: expected {len(header)} fields: {row}")
+            row["label"] = common.parse_label(row["label"].strip().lower(), LABELS, where)
             rows.append(row)
     if not rows:
-        raise ConversionError(f"{csv_path} has no rows")
+        raise common.ConversionError(f"{csv_path} has no rows")
     splits: dict[str, list[dict]] = {}
     for row in rows:
         splits.setdefault(row.get("split") or split, []).append(row)
     split_datasets = {}
     for name, split_rows in splits.items():
         paths = [str(root / row["file"]) for row in split_rows]
-        mask = check_missing(paths, os.path.isfile, f"{root} (split {name})", skip_missing)
+        mask = common.check_missing(paths, os.path.isfile, f"{root} (split {name})", skip_missing)
         columns = {
             "audio": paths,
             "label": [row["label"] for row in split_rows],
@@ -83,16 +70,16 @@ def build_dataset(
             "system": [row.get("system") or "-" for row in split_rows],
             **{column: [row[column] for row in split_rows] for column in extra},
         }
-        split_datasets[name] = build_split(columns, mask, extra, f"{csv_path} (split {name})")
+        split_datasets[name] = common.build_split(columns, mask, extra, f"{csv_path} (split {name})")
     return DatasetDict(split_datasets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
+    common.add_common_arguments(parser)
     parser.add_argument("--csv", type=Path, help="label CSV (default: ROOT/metadata.csv)")
     parser.add_argument("--split", default="test", help="split name when the CSV has no split column")
-    return run_cli(parser, lambda args: build_dataset(args.root, args.csv, args.split, args.skip_missing), argv)
+    return common.run_cli(parser, lambda args: build_dataset(args.root, args.csv, args.split, args.skip_missing), argv)
 
 
 if __name__ == "__main__":

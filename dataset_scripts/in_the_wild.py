@@ -18,25 +18,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from datasets import DatasetDict
 
-if __package__ in (None, ""):  # run as `python dataset_scripts/in_the_wild.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from datasets import DatasetDict  # noqa: E402
-
-from dataset_scripts.common import (  # noqa: E402
-    LABEL_IDS,
-    ConversionError,
-    add_common_arguments,
-    build_split,
-    check_missing,
-    list_audio_files,
-    parse_label,
-    run_cli,
-)
+from dataset_scripts import common
 
 
-LABELS = {"bona-fide": LABEL_IDS["bonafide"], "spoof": LABEL_IDS["spoof"]}
+LABELS = {"bona-fide": common.LABEL_IDS["bonafide"], "spoof": common.LABEL_IDS["spoof"]}
 REQUIRED_COLUMNS = ("file", "speaker", "label")
 
 
@@ -45,36 +32,36 @@ def build_dataset(root: str | Path, skip_missing: bool = False, meta: str | Path
     root = Path(root)
     meta = Path(meta) if meta is not None else root / "meta.csv"
     if not meta.is_file():
-        raise ConversionError(f"No In-the-Wild meta.csv at {meta}")
+        raise common.ConversionError(f"No In-the-Wild meta.csv at {meta}")
     columns = {"audio": [], "label": [], "utt_id": [], "speaker": [], "system": []}
     files = []
     with open(meta, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of `file`
         reader = csv.DictReader(f)
         missing_columns = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
         if missing_columns:
-            raise ConversionError(f"{meta}: header {reader.fieldnames} lacks {missing_columns}")
+            raise common.ConversionError(f"{meta}: header {reader.fieldnames} lacks {missing_columns}")
         for row in reader:
             where = f"{meta}, line {reader.line_num}"
             if None in row or any(row[name] is None for name in REQUIRED_COLUMNS):
-                raise ConversionError(f"{where}: expected {len(reader.fieldnames)} fields: {row}")
-            label = parse_label(row["label"], LABELS, where)
+                raise common.ConversionError(f"{where}: expected {len(reader.fieldnames)} fields: {row}")
+            label = common.parse_label(row["label"], LABELS, where)
             files.append(row["file"])
             columns["label"].append(label)
             columns["utt_id"].append(Path(row["file"]).stem)
             columns["speaker"].append(row["speaker"])
-            columns["system"].append("-" if label == 0 else "unknown")
+            columns["system"].append("-" if label == common.LABEL_IDS["bonafide"] else "unknown")
     if not files:
-        raise ConversionError(f"{meta} has no rows")
-    audio = list_audio_files([meta.parent])
-    mask = check_missing(files, audio.__contains__, str(meta.parent), skip_missing)
+        raise common.ConversionError(f"{meta} has no rows")
+    audio = common.list_audio_files([meta.parent])
+    mask = common.check_missing(files, audio.__contains__, str(meta.parent), skip_missing)
     columns["audio"] = [audio.get(name) for name in files]
-    return DatasetDict({"test": build_split(columns, mask, (), str(meta))})
+    return DatasetDict({"test": common.build_split(columns, mask, (), str(meta))})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(parser)
-    return run_cli(parser, lambda args: build_dataset(args.root, args.skip_missing), argv)
+    common.add_common_arguments(parser)
+    return common.run_cli(parser, lambda args: build_dataset(args.root, args.skip_missing), argv)
 
 
 if __name__ == "__main__":

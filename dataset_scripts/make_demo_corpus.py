@@ -36,19 +36,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+import torchaudio.transforms as T
 
-if __package__ in (None, ""):  # run as `python dataset_scripts/make_demo_corpus.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
-import torchaudio.functional as AF  # noqa: E402
-import torchaudio.transforms as T  # noqa: E402
-
-from dataset_scripts.common import atomic_output  # noqa: E402
-from modeling_sonar import load_audio  # noqa: E402
-from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE  # noqa: E402
+from dataset_scripts.common import atomic_output
+from modeling_sonar import load_audio
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE
 
 
 # gradio files that hold speech (cantina.wav and sax.wav are music); speaker ids group recordings of one person

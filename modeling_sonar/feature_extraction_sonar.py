@@ -4,6 +4,8 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType, logging
 
+from .configuration_sonar import SONAR_SAMPLING_RATE
+
 
 logger = logging.get_logger(__name__)
 
@@ -37,7 +39,7 @@ class SonarFeatureExtractor(SequenceFeatureExtractor):
     def __init__(
         self,
         feature_size: int = 1,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SONAR_SAMPLING_RATE,
         padding_value: float = 0.0,
         do_normalize: bool = False,
         return_attention_mask: bool = True,

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from modeling_sonar import SonarFeatureExtractor, SonarForAudioClassification
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE
 from modeling_sonar.onnx_sonar import SONAR_ONNX_DATA_SUFFIX, SONAR_ONNX_FILES, SONAR_ONNX_SUBFOLDER, SonarOnnxRunner
 
 
@@ -117,10 +118,10 @@ def quantize_sonar_onnx(fp32_path: str | os.PathLike, int8_path: str | os.PathLi
 def sonar_check_windows(max_length: int, num_windows: int = 3, seed: int = 0) -> np.ndarray:
     """Deterministic speech-like windows `(num_windows, max_length)`: harmonics with a wandering pitch, and noise."""
     rng = np.random.default_rng(seed)
-    t = np.arange(max_length) / 16000
+    t = np.arange(max_length) / SONAR_SAMPLING_RATE
     windows = []
     for i in range(num_windows):
-        phase = 2 * np.pi * np.cumsum(110 + 40 * i + 30 * np.sin(2 * np.pi * 0.7 * t)) / 16000
+        phase = 2 * np.pi * np.cumsum(110 + 40 * i + 30 * np.sin(2 * np.pi * 0.7 * t)) / SONAR_SAMPLING_RATE
         wave = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)
         windows.append(0.2 * wave / np.abs(wave).max() + 0.01 * rng.standard_normal(max_length))
     return np.stack(windows).astype(np.float32)

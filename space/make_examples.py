@@ -5,23 +5,18 @@
 One real excerpt, its Griffin-Lim resynthesis (a "generated" clip that keeps the words and the voice but loses the
 phase: the demo corpus's system G01), and a longer clip that turns from real to resynthesised half way, so that the
 Space draws its window timeline. See README.md for where the recordings come from. A development tool, not part of
-the deployed Space: decoding and resynthesis are the project's own (`load_audio`, `dataset_scripts/make_demo_corpus.py`).
+the deployed Space: decoding and resynthesis are the project's own (`load_audio`, `make_demo_corpus.py`).
 """
 
-import sys
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+import torch
 
-if __package__ in (None, ""):  # run as `python space/make_examples.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
-
-from dataset_scripts.make_demo_corpus import SYSTEMS, gradio_folder, match_level  # noqa: E402
-from modeling_sonar import load_audio  # noqa: E402
-from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE  # noqa: E402
+from dataset_scripts.make_demo_corpus import SYSTEMS, gradio_folder, match_level
+from modeling_sonar import load_audio
+from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE
 
 
 OUTPUT_DIR = Path(__file__).resolve().parent / "examples"

@@ -98,7 +98,7 @@ def test_the_base_install_is_inference_only():
     setup = configparser.ConfigParser()
     setup.read(REPO_ROOT / "setup.cfg")
     packages = setup["options"]["packages"].split()
-    assert packages == ["modeling_sonar", "sonar_training"]
+    assert packages == ["modeling_sonar", "sonar_training", "dataset_scripts"]
     required = {
         line.split(">")[0].split("=")[0].split("<")[0].strip()
         for line in setup["options"]["install_requires"].split("\n")
