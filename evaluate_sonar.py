@@ -93,9 +93,9 @@ class EvaluationArguments:
     asv_phase: str = field(
         default="eval",
         metadata={
+            "choices": list(ASVSPOOF2021_PHASES),
             "help": "With --asv_keys: the `subset` of ASV trials the t-DCF uses, as the official --subset. Default "
             "`eval`, as published results; it should match the phase of the CM trials scored.",
-            "choices": list(ASVSPOOF2021_PHASES),
         },
     )
     tdcf_variant: str = field(

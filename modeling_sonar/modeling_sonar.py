@@ -114,6 +114,13 @@ def sonar_js_loss(js_divergence: torch.Tensor, is_bonafide: torch.Tensor) -> tor
     return (y * js_divergence + (1 - y) * (1 - js_divergence)).mean()
 
 
+def _mean_per_recording(values: torch.Tensor | None, counts: list[int]) -> torch.Tensor | None:
+    """Per-window values `(n, ...)` averaged over each recording's `counts` windows, `(batch_size, ...)`."""
+    if values is None:
+        return None
+    return torch.stack([part.mean(0) for part in values.split(counts)])
+
+
 class SonarResidualFilterBank(nn.Module):
     """
     The residual filter bank (RFE): `M` value-constrained high-pass filters (Conv1d 1 -> M, 'same' padding, no bias),
@@ -550,13 +557,6 @@ class SonarForAudioClassification(SonarPreTrainedModel):
             noise_embeddings=_mean_per_recording(noise, counts),
             noise_waveform=filter_bank(input_values) if output_noise_waveform and filter_bank is not None else None,
         )
-
-
-def _mean_per_recording(values: torch.Tensor | None, counts: list[int]) -> torch.Tensor | None:
-    """Per-window values `(n, ...)` averaged over each recording's `counts` windows, `(batch_size, ...)`."""
-    if values is None:
-        return None
-    return torch.stack([part.mean(0) for part in values.split(counts)])
 
 
 __all__ = [

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from modeling_sonar.audio_sonar import load_audio, sonar_window
-from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE, SONAR_WINDOW_LENGTH
+from modeling_sonar.configuration_sonar import SONAR_LABELS, SONAR_SAMPLING_RATE, SONAR_WINDOW_LENGTH
 
 from .rawboost import rawboost
 
@@ -40,7 +40,8 @@ def load_sonar_dataset(path_or_id: str, split: str | None = None) -> "datasets.D
     """Load a converted dataset: a `save_to_disk` folder, a folder of parquet files, or a Hub dataset id.
 
     The audio column is cast to `Audio(decode=False)`, so rows carry the encoded file and `load_audio` does the
-    decoding (no FFmpeg for wav/flac). Returns the `DatasetDict`, or one `Dataset` when `split` is given.
+    decoding (no FFmpeg for wav/flac). A `label` column must be `ClassLabel(names=SONAR_LABELS)`, as `dataset_scripts/`
+    writes it, so that its ids are the model's. Returns the `DatasetDict`, or one `Dataset` when `split` is given.
     """
     import datasets
 
@@ -60,8 +61,15 @@ def load_sonar_dataset(path_or_id: str, split: str | None = None) -> "datasets.D
         if split not in dataset:
             raise ValueError(f"Split {split!r} not in the dataset at {path!r}; it has {sorted(dataset)}")
         dataset = dataset[split]
-    columns = dataset.column_names
-    if "audio" in (columns if isinstance(columns, list) else sum(columns.values(), [])):
+    splits = dataset.values() if isinstance(dataset, datasets.DatasetDict) else [dataset]
+    for part in splits:
+        label = part.features.get("label")
+        if label is not None and getattr(label, "names", None) != list(SONAR_LABELS):
+            raise ValueError(
+                f"The `label` column of {path!r} is {label}, not ClassLabel(names={list(SONAR_LABELS)}): its ids "
+                "would not be the model's. Convert the corpus with dataset_scripts/."
+            )
+    if any("audio" in part.column_names for part in splits):
         dataset = dataset.cast_column("audio", datasets.Audio(sampling_rate=SONAR_SAMPLING_RATE, decode=False))
     return dataset
 

@@ -97,6 +97,12 @@ class TestLoadSonarDataset:
         assert loaded["train"].features["audio"] == Audio(sampling_rate=SAMPLING_RATE, decode=False)
         assert load_audio(loaded["train"][2]["audio"]).shape == (70000,)
 
+    def test_labels_in_another_order_are_refused(self, tiny_dataset, tmp_path):
+        swapped = tiny_dataset.cast_column("label", ClassLabel(names=["spoof", "bonafide"]))
+        swapped.save_to_disk(str(tmp_path / "swapped"))
+        with pytest.raises(ValueError, match=r"not ClassLabel\(names=\['bonafide', 'spoof'\]\)"):
+            load_sonar_dataset(str(tmp_path / "swapped"))
+
     def test_missing_path_and_split_are_named(self, tiny_dataset, tmp_path):
         with pytest.raises(ValueError, match="nowhere"):
             load_sonar_dataset(str(tmp_path / "nowhere"))

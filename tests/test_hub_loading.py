@@ -105,7 +105,9 @@ def test_saved_folder_loads_in_a_fresh_process_with_remote_code(model_dir, tmp_p
     assert {"modeling_sonar.py", "aasist.py", "configuration_sonar.py", "feature_extraction_sonar.py"} <= {
         p.name for p in model_dir.iterdir()
     }
-    assert "pipeline_sonar.py" in {p.name for p in model_dir.iterdir()}
+    shipped = {p.name for p in model_dir.iterdir() if p.suffix == ".py"}
+    assert {"pipeline_sonar.py", "audio_sonar.py", "onnx_sonar.py"} <= shipped
+    assert not {"data.py", "rawboost.py", "metrics.py", "model_card.py"} & shipped  # the tooling never ships
     config = json.loads((model_dir / "config.json").read_text())
     assert (
         config["custom_pipelines"]["audio-classification"]["impl"] == "pipeline_sonar.SonarAudioClassificationPipeline"
