@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 from matplotlib.figure import Figure
-from transformers import pipeline
+from transformers import Pipeline, pipeline
 
 
 SPACE_DIR = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def load_error(error: Exception, model_id: str, backend: str) -> str:
     )
 
 
-def load_detector(model_id: str, backend: str) -> tuple:
+def load_detector(model_id: str, backend: str) -> tuple[Pipeline | None, str | None]:
     """The model's own `audio-classification` pipeline on `backend`, or `None` and the reason it cannot be had, so
     that the page can still say what to do."""
     try:
@@ -79,13 +79,13 @@ def load_detector(model_id: str, backend: str) -> tuple:
     except (OSError, ValueError, ImportError) as error:
         print(f"Could not load a SONAR pipeline from {model_id} (backend {backend}): {error}", file=sys.stderr)
         return None, load_error(error, model_id, backend)
-    # Any other audio classifier gets transformers' generic pipeline, an older SONAR one lacks the views
+    # Another audio classifier gets transformers' generic pipeline; an older SONAR pipeline lacks the views.
     if "return_views" not in inspect.signature(detector._sanitize_parameters).parameters:
         return None, f"`{shown_name(model_id)}` has no SONAR pipeline that returns its views: save it again."
     return detector, None
 
 
-def verdict_names(detector) -> dict[str, str]:
+def verdict_names(detector: Pipeline) -> dict[str, str]:
     """How each label reads, from the model's own code beside the `sonar_verdict` its pipeline calls, so that the
     page's labels are the words of the verdict text."""
     pipeline_code = sys.modules[type(detector).__module__]

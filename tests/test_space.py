@@ -344,6 +344,23 @@ def test_without_a_model_the_page_says_how_to_make_one(tmp_path, monkeypatch):
     assert_names_no_path(refused.value.message)
 
 
+def test_a_model_without_sonars_pipeline_is_not_served(tmp_path, monkeypatch):
+    """Another audio classifier builds transformers' generic pipeline, which has no views or timeline: the page says
+    so instead of failing on the first request."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    sizes = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}
+    convolution = {"conv_dim": (8, 8), "conv_kernel": (10, 3), "conv_stride": (5, 2), "num_conv_pos_embeddings": 16}
+    config = Wav2Vec2Config(**sizes, **convolution, num_conv_pos_embedding_groups=2)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path / "wav2vec2")
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path / "wav2vec2")
+    app = import_app(monkeypatch, tmp_path / "wav2vec2", "space_app_not_sonar")
+    assert (
+        app.DETECTOR is None
+        and app.MODEL_ERROR == "`wav2vec2` has no SONAR pipeline that returns its views: save it again."
+    )
+
+
 def test_baseline_model_with_short_windows_and_no_threshold(tmp_path, monkeypatch):
     """The XLS-R baseline has no noise view and no JS; 2 s windows (as in the tiny demo) give a longer timeline."""
     torch.manual_seed(0)
