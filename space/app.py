@@ -2,23 +2,23 @@
 
     SONAR_MODEL=outputs/tiny_demo/model python space/app.py      # http://127.0.0.1:7860 (GRADIO_SERVER_PORT)
 
-`SONAR_MODEL` is a Hub id or a folder written by `save_pretrained`; the model's own code comes with it
-(`trust_remote_code=True`), so this folder deploys as a Space without the `modeling_sonar` package. API clients call
-`/predict` with one audio file and get the verdict as JSON (see README.md).
+`SONAR_MODEL` is a Hub id or a folder written by `save_pretrained`. The page is a thin UI over the model's own
+`audio-classification` pipeline, which comes with the model (`trust_remote_code=True`) and does all the work: it
+decodes the file, cuts it into windows, scores them and gives the verdict, the window timeline and the views the plots
+draw. So this folder deploys as a Space without the `modeling_sonar` package, and the page says what `pipeline(...)`
+says. API clients call `/predict` with one audio file and get the verdict as JSON (see README.md).
 """
 
+import importlib.util
+import inspect
 import os
 import sys
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
-import soundfile as sf
 import torch
-import torchaudio.functional as AF
 from matplotlib.figure import Figure
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-from transformers.dynamic_module_utils import get_class_from_dynamic_module
+from transformers import Pipeline, pipeline
 
 
 SPACE_DIR = Path(__file__).resolve().parent
@@ -32,6 +32,8 @@ MAX_FILE_MB = float(os.environ.get("SONAR_MAX_FILE_MB", 20))
 CONCURRENCY_LIMIT = int(os.environ.get("SONAR_CONCURRENCY_LIMIT", 2))
 QUEUE_MAX_SIZE = int(os.environ.get("SONAR_QUEUE_MAX_SIZE", 64))
 VIEW_MAX_S = 30  # spectrograms and the noise view show at most this much audio, to keep them light
+# How long a session keeps the views of its last clip for the plots: API clients never close a tab to free them.
+VIEWS_TIME_TO_LIVE_S = 600
 EXAMPLES = sorted(str(path) for path in (SPACE_DIR / "examples").glob("*.flac"))
 BANDS_HZ = ((4000, 8000), (0, 4000))  # top panel first
 N_FFT, HOP_LENGTH = 512, 160
@@ -51,138 +53,88 @@ def shown_name(model_id: str) -> str:
     return path.relative_to(SPACE_DIR.parent).as_posix() if path.is_relative_to(SPACE_DIR.parent) else path.name
 
 
-def load_model(model_id: str) -> tuple:
-    """The model and feature extractor, or `None`s and the reason, so that the page can still say what to do. The
-    loader's own message, which names server paths, goes to the server's log only."""
+def load_error(error: Exception, model_id: str, backend: str) -> str:
+    """What the page says when the pipeline cannot be built: what is missing and how to get it, without the loader's
+    own message, which names server paths."""
+    shown = shown_name(model_id)
+    if isinstance(error, ImportError):
+        if backend != "pytorch" and importlib.util.find_spec("onnxruntime") is None:
+            return f"`SONAR_BACKEND={backend}` needs ONNX Runtime: add `onnxruntime` to the Space's requirements."
+        return f"The code of `{shown}` needs a package this Space lacks (the server log names it)."
+    if isinstance(error, OSError) or backend == "pytorch":
+        return f"No SONAR model could be loaded from `{shown}`. {HOW_TO_GET_A_MODEL}"
+    # the pipeline refuses an unknown backend, or a model without the ONNX files its backend needs
+    return (
+        f"`SONAR_BACKEND={backend}` cannot run `{shown}`: the backend must be pytorch, onnx or onnx-int8, and the "
+        "model needs its ONNX export (`python export_sonar.py --model MODEL --output OUT --int8` in the project "
+        "writes `onnx/model.onnx` and `onnx/model_int8.onnx`)."
+    )
+
+
+def load_detector(model_id: str, backend: str) -> tuple[Pipeline | None, str | None]:
+    """The model's own `audio-classification` pipeline on `backend`, or `None` and the reason it cannot be had, so
+    that the page can still say what to do."""
     try:
-        model = AutoModelForAudioClassification.from_pretrained(model_id, trust_remote_code=True).eval()
-        feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
-    except (OSError, ValueError) as error:
-        print(f"Could not load a SONAR model from {model_id}: {error}", file=sys.stderr)
-        return None, None, f"No SONAR model could be loaded from `{shown_name(model_id)}`. {HOW_TO_GET_A_MODEL}"
-    if not hasattr(sys.modules[type(model).__module__], "sonar_verdict"):
-        return None, None, f"`{shown_name(model_id)}` predates `sonar_verdict`: save it again."
-    return model, feature_extractor, None
+        detector = pipeline("audio-classification", model=model_id, trust_remote_code=True, backend=backend)
+    except (OSError, ValueError, ImportError) as error:
+        print(f"Could not load a SONAR pipeline from {model_id} (backend {backend}): {error}", file=sys.stderr)
+        return None, load_error(error, model_id, backend)
+    # Another audio classifier gets transformers' generic pipeline; an older SONAR pipeline lacks the views.
+    if "return_views" not in inspect.signature(detector._sanitize_parameters).parameters:
+        return None, f"`{shown_name(model_id)}` has no SONAR pipeline that returns its views: save it again."
+    return detector, None
 
 
-def load_backend(model_id: str, backend: str, max_length: int):
-    """The `window_forward` of an ONNX backend, from the model's own pipeline code (`None` for PyTorch), or the reason
-    it cannot be had (no ONNX files, no onnxruntime), so that the page can say so."""
-    if backend == "pytorch":
-        return None, None
-    try:
-        onnx_backend = get_class_from_dynamic_module("pipeline_sonar.sonar_onnx_backend", model_id)
-        return onnx_backend(model_id, backend, max_length), None
-    except ImportError as error:
-        print(f"Could not load the {backend} backend of {model_id}: {error}", file=sys.stderr)
-        return None, f"`SONAR_BACKEND={backend}` needs ONNX Runtime: add `onnxruntime` to the Space's requirements."
-    except (OSError, ValueError, AttributeError) as error:  # the message names server paths: the log only
-        print(f"Could not load the {backend} backend of {model_id}: {error}", file=sys.stderr)
-        return None, (
-            f"`SONAR_BACKEND={backend}` cannot run `{shown_name(model_id)}`: the backend must be pytorch, onnx or "
-            "onnx-int8, and the model needs its ONNX export (`python export_sonar.py --model MODEL --output OUT "
-            "--int8` in the project writes `onnx/model.onnx` and `onnx/model_int8.onnx`)."
-        )
+def verdict_names(detector: Pipeline) -> dict[str, str]:
+    """How each label reads, from the model's own code beside the `sonar_verdict` its pipeline calls, so that the
+    page's labels are the words of the verdict text."""
+    pipeline_code = sys.modules[type(detector).__module__]
+    return sys.modules[pipeline_code.sonar_verdict.__module__].SONAR_VERDICT_NAMES
 
 
-MODEL, FEATURE_EXTRACTOR, MODEL_ERROR = load_model(MODEL_ID)
-WINDOW_FORWARD = None
-if MODEL is not None:
-    WINDOW_FORWARD, MODEL_ERROR = load_backend(MODEL_ID, BACKEND, MODEL.config.max_length)
-    if MODEL_ERROR:
-        MODEL = None
-if MODEL is not None:
-    SAMPLING_RATE = FEATURE_EXTRACTOR.sampling_rate
-    # The verdict, its probability and the window positions come from the model's own code (package or remote code),
-    # so that the page says what `pipeline(...)` and `evaluate_sonar.py` say.
-    MODEL_CODE = sys.modules[type(MODEL).__module__]
-    DISPLAY_NAMES = MODEL_CODE.SONAR_VERDICT_NAMES
+DETECTOR, MODEL_ERROR = load_detector(MODEL_ID, BACKEND)
+if DETECTOR is not None:
+    SAMPLING_RATE = DETECTOR.feature_extractor.sampling_rate
+    DISPLAY_NAMES = verdict_names(DETECTOR)
 
 
-def load_audio(path: str) -> np.ndarray:
+def detect(path: str | None) -> tuple[dict, dict]:
     """
-    Decodes any file soundfile (wav, flac, ogg, mp3) or FFmpeg (through torchcodec: m4a, webm...) reads into mono
-    float32 at the model's rate. Size and duration are checked from the header, before decoding.
-
-    Raises:
-        ValueError: the file is empty, too large, too long or not audio; the message names it.
+    Scores one audio file with one pipeline call: the `/predict` report (verdict, probabilities, score against the
+    threshold, JS alignment, windows), and, for the plots only, the views the model saw (its first `VIEW_MAX_S`
+    seconds), kept out of the JSON. Everything in both comes from the pipeline; the page only reshapes it.
     """
-    name, size_mb = Path(path).name, os.path.getsize(path) / 2**20
-    if size_mb == 0:
-        raise ValueError(f"{name} is empty (0 bytes).")
-    if size_mb > MAX_FILE_MB:
-        raise ValueError(f"{name} is {size_mb:.1f} MB; this Space accepts files up to {MAX_FILE_MB:g} MB.")
-    try:
-        with sf.SoundFile(path) as audio:
-            duration_s, rate = audio.frames / audio.samplerate, audio.samplerate
-            data = audio.read(dtype="float32", always_2d=True).T if duration_s <= MAX_DURATION_S else None
-    except sf.LibsndfileError:
-        from torchcodec.decoders import AudioDecoder
-
-        try:
-            decoder = AudioDecoder(path)
-            duration_s, rate = decoder.metadata.duration_seconds, decoder.metadata.sample_rate
-            data = decoder.get_all_samples().data.numpy() if duration_s <= MAX_DURATION_S else None
-        except (RuntimeError, ValueError):  # the decoder's message names server paths and its own source files
-            raise ValueError(
-                f"{name} could not be decoded as audio: it is not a sound file that soundfile or FFmpeg reads "
-                "(wav, flac, ogg, mp3, m4a, webm...)."
-            ) from None
-    if data is None:
-        raise ValueError(
-            f"{name} lasts {duration_s / 60:.1f} minutes; this Space scores at most {MAX_DURATION_S / 60:g} minutes. "
-            "Trim the recording, or run the model locally, where there is no limit."
-        )
-    waveform = torch.from_numpy(np.ascontiguousarray(data.mean(axis=0), dtype=np.float32))
-    if rate != SAMPLING_RATE:
-        waveform = AF.resample(waveform, rate, SAMPLING_RATE)
-    return waveform.numpy()
-
-
-@torch.inference_mode()
-def detect(path: str | None) -> dict:
-    """Scores one audio file: verdict, probabilities, score against the threshold, JS alignment and windows."""
-    if MODEL is None:
+    if DETECTOR is None:
         raise gr.Error(MODEL_ERROR)
     if not path:
         raise gr.Error("Upload or record a clip first.")
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb > MAX_FILE_MB:  # before anything is read; the duration limit is the pipeline's, from the header
+        raise gr.Error(
+            f"Cannot score this clip: {Path(path).name} is {size_mb:.1f} MB; this Space accepts files up to "
+            f"{MAX_FILE_MB:g} MB."
+        )
     try:
-        waveform = load_audio(path)
-        inputs = FEATURE_EXTRACTOR(waveform, sampling_rate=SAMPLING_RATE, return_tensors="pt")
-    except ValueError as error:
+        result = DETECTOR(path, return_timeline=True, return_views=True, max_duration_s=MAX_DURATION_S)
+    except ValueError as error:  # names the file, never its folder
         raise gr.Error(f"Cannot score this clip: {error}") from error
-    output = MODEL(**inputs, window_forward=WINDOW_FORWARD)
-
-    config = MODEL.config
-    score = output.scores[0].item()
-    verdict = MODEL_CODE.sonar_verdict(score, config)
-    window_logits = output.window_logits[0][output.window_mask[0]]
-    window_scores = window_logits[:, config.bonafide_id] - window_logits[:, config.spoof_id]
-    window_length_s = config.max_length / SAMPLING_RATE
-    starts = MODEL_CODE.sonar_window_starts(len(waveform), config.max_length, config.window_hop_length)
-    return {
-        "verdict": verdict["label"],
-        "verdict_text": verdict["text"],
-        "spoof_probability": verdict["spoof_probability"],
-        "probabilities": {
-            DISPLAY_NAMES["bonafide"]: verdict["bonafide_probability"],
-            DISPLAY_NAMES["spoof"]: verdict["spoof_probability"],
-        },
-        "score": score,
+    config = DETECTOR.model.config
+    report = {
+        "verdict": result["label"],
+        "verdict_text": result["verdict"],
+        "spoof_probability": result["spoof_probability"],
+        "probabilities": {DISPLAY_NAMES[entry["label"]]: entry["score"] for entry in result["labels"]},
+        "score": result["score"],
         "threshold": config.decision_threshold,
         "calibration_scale": config.calibration_scale,
         "smoke_test": config.smoke_test,
-        "js_divergence": output.js_divergence[0].item() if output.js_divergence is not None else None,
-        "duration_s": len(waveform) / SAMPLING_RATE,
-        "windows": [
-            {
-                "start_s": start / SAMPLING_RATE,
-                "end_s": min(start / SAMPLING_RATE + window_length_s, len(waveform) / SAMPLING_RATE),
-                "spoof_probability": MODEL_CODE.sonar_verdict(window_score, config)["spoof_probability"],
-            }
-            for start, window_score in zip(starts, window_scores.tolist())
-        ],
+        "js_divergence": result["js_divergence"],
+        "duration_s": len(result["waveform"]) / SAMPLING_RATE,
+        "windows": result["timeline"],
     }
+    shown = VIEW_MAX_S * SAMPLING_RATE
+    noise = result["noise_waveform"]
+    return report, {"waveform": result["waveform"][:shown], "noise_waveform": None if noise is None else noise[:shown]}
 
 
 def spectrogram_figure(waveform: torch.Tensor, title: str) -> Figure:
@@ -247,22 +199,22 @@ def describe(report: dict) -> str:
     return text
 
 
-@torch.inference_mode()
-def explain(path: str, report: dict) -> tuple:
-    """What the page shows after `detect`: label, words, window timeline, band spectrograms and the noise view."""
-    waveform = torch.from_numpy(load_audio(path)[: VIEW_MAX_S * SAMPLING_RATE])
+def explain(report: dict, views: dict) -> tuple:
+    """What the page shows after `detect`: label, words, window timeline, band spectrograms of the samples the model
+    scored and the model's own noise view of them. Nothing is decoded or scored again."""
     shown = f"first {VIEW_MAX_S} s" if report["duration_s"] > VIEW_MAX_S else "whole clip"
     many_windows = len(report["windows"]) > 1
     outputs = (
         report["probabilities"],
         describe(report),
         gr.Plot(timeline_figure(report["windows"]) if many_windows else None, visible=many_windows),
-        spectrogram_figure(waveform, f"Input ({shown}): high band 4-8 kHz over low band 0-4 kHz"),
+        spectrogram_figure(
+            torch.from_numpy(views["waveform"]), f"Input ({shown}): high band 4-8 kHz over low band 0-4 kHz"
+        ),
     )
-    filter_bank = MODEL.sonar.filter_bank
-    if filter_bank is None:  # a model without the noise branch (the XLS-R baseline) has no noise view
+    if views["noise_waveform"] is None:  # a model without the noise branch (the XLS-R baseline) has no noise view
         return *outputs, gr.Plot(visible=False), gr.Audio(visible=False)
-    noise = filter_bank(waveform[None])[0]
+    noise = torch.from_numpy(views["noise_waveform"])
     peak = noise.abs().max().clamp_min(1e-8)
     return (
         *outputs,
@@ -273,7 +225,7 @@ def explain(path: str, report: dict) -> tuple:
 
 def clear() -> tuple:
     """Empties every output, so that a refused clip is not shown next to the previous clip's verdict."""
-    return None, None, "", gr.Plot(visible=False), None, None, None
+    return None, None, None, "", gr.Plot(visible=False), None, None, None
 
 
 with gr.Blocks(title="SONAR deepfake speech detector") as demo:
@@ -284,7 +236,7 @@ with gr.Blocks(title="SONAR deepfake speech detector") as demo:
         "well the two agree: generated speech tends to get the high band wrong.\n\n"
         f"Model: `{shown_name(MODEL_ID)}`. Clips up to {MAX_DURATION_S / 60:g} minutes and {MAX_FILE_MB:g} MB."
     )
-    if MODEL is not None and MODEL.config.smoke_test:
+    if DETECTOR is not None and DETECTOR.model.config.smoke_test:
         gr.Markdown(
             "**This model is a smoke test, not a detector:** it was trained on the embedded demo corpus, which is "
             "too small to learn from. Set `SONAR_MODEL` to a model trained on ASVspoof for real verdicts."
@@ -311,13 +263,18 @@ with gr.Blocks(title="SONAR deepfake speech detector") as demo:
             )
     with gr.Accordion("API response (`/predict`)", open=False):
         report = gr.JSON(label="JSON")
+    views = gr.State(time_to_live=VIEWS_TIME_TO_LIVE_S)  # the samples for the plots, out of the JSON
 
     shown = [label, verdict, timeline, spectrogram, noise_spectrogram, noise_audio]
     detection = gr.on(
-        [button.click, audio.upload, audio.stop_recording], detect, inputs=audio, outputs=report, api_name="predict"
+        [button.click, audio.upload, audio.stop_recording],
+        detect,
+        inputs=audio,
+        outputs=[report, views],
+        api_name="predict",
     )
-    detection.success(explain, inputs=[audio, report], outputs=shown, api_visibility="private")
-    detection.failure(clear, outputs=[report, *shown], api_visibility="private")
+    detection.success(explain, inputs=[report, views], outputs=shown, api_visibility="private")
+    detection.failure(clear, outputs=[report, views, *shown], api_visibility="private")
 
 demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
 

@@ -1,9 +1,11 @@
 """The Space (`space/app.py`) on 127.0.0.1 with a tiny random model, called through gradio_client and Chromium."""
 
+import ast
 import importlib.util
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+from transformers import pipeline
 
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification, load_audio, sonar_verdict
 
@@ -68,10 +71,13 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     sf.write(path / "short.wav", speech[: int(0.05 * rate)], rate)
     noise = np.random.default_rng(0).normal(0, 0.05, 10 * 60 * rate).astype(np.float32)
     sf.write(path / "ten_minutes.wav", noise, rate, subtype="PCM_16")
+    examples = [load_audio(str(example)) for example in sorted(EXAMPLES.glob("*.flac"))]
+    sf.write(path / "forty_seconds.flac", np.resize(np.concatenate(examples), 40 * 16000), 16000)
     return {
         "wav": path / "speech.wav",
         "mp3": path / "speech.mp3",
         "long": EXAMPLES / "real_then_generated.flac",
+        "many_windows": path / "forty_seconds.flac",  # 19 windows, and more than the 30 s the plots show
         "empty": path / "empty.wav",
         "text": path / "notes.wav",
         "short": path / "short.wav",
@@ -85,7 +91,7 @@ def expected(model_dir, clips) -> dict[str, dict]:
     model = SonarForAudioClassification.from_pretrained(model_dir).eval()
     feature_extractor = SonarFeatureExtractor.from_pretrained(model_dir)
     references = {}
-    for name in ("wav", "mp3", "long"):
+    for name in ("wav", "mp3", "long", "many_windows"):
         waveform = load_audio(str(clips[name]))
         with torch.inference_mode():
             output = model(**feature_extractor(waveform, sampling_rate=16000, return_tensors="pt"))
@@ -179,7 +185,7 @@ def test_api_lists_predict(client):
     assert "/predict" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
 
 
-@pytest.mark.parametrize("name", ["wav", "mp3", "long"])
+@pytest.mark.parametrize("name", ["wav", "mp3", "long", "many_windows"])
 def test_predict_matches_direct_model_call(client, clips, expected, name):
     report = predict(client, clips[name])
     assert_matches(report, expected[name])
@@ -189,10 +195,10 @@ def test_predict_matches_direct_model_call(client, clips, expected, name):
 
 
 BAD_INPUT_MESSAGES = {
-    "empty": r"empty\.wav is empty \(0 bytes\)",
-    "text": r"notes\.wav could not be decoded as audio",
+    "empty": r"'empty\.wav' is empty \(0 bytes\)",
+    "text": r"Could not decode 'notes\.wav' as audio",
     "short": r"too short: 0\.050 s, the minimum is 0\.1 s",
-    "ten_minutes": r"ten_minutes\.wav lasts 10\.0 minutes; this Space scores at most 5 minutes",
+    "ten_minutes": r"'ten_minutes\.wav' lasts 10\.0 minutes; at most 5 minutes are scored here",
 }
 
 
@@ -269,6 +275,50 @@ print(json.dumps({{**result, "package": "modeling_sonar" in sys.modules}}))
     assert piped["score"] == pytest.approx(float(evaluated[0]), abs=1e-5) and evaluated[0] == scores_txt["clip"]
 
 
+@pytest.fixture(scope="module")
+def detector(model_dir):
+    """The model's own pipeline, from its folder with its own code, as users build it."""
+    return pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)
+
+
+@pytest.mark.parametrize("name", ["wav", "mp3", "long", "many_windows"])
+def test_space_reports_what_the_pipeline_says(client, detector, clips, name):
+    """Each `/predict` answer is the pipeline's answer on the same file, reshaped: verdict, probabilities, score, JS
+    alignment, duration and every window of the timeline."""
+    report = predict(client, clips[name])
+    piped = detector(str(clips[name]), return_timeline=True, return_views=True)
+    config = detector.model.config
+    assert report["verdict"] == piped["label"] and report["verdict_text"] == piped["verdict"]
+    assert report["spoof_probability"] == pytest.approx(piped["spoof_probability"], abs=1e-6)
+    assert report["probabilities"] == {
+        {"bonafide": "bona fide (real)", "spoof": "spoof (generated)"}[entry["label"]]: pytest.approx(entry["score"])
+        for entry in piped["labels"]
+    }
+    assert report["score"] == pytest.approx(piped["score"], abs=1e-6)
+    assert report["js_divergence"] == pytest.approx(piped["js_divergence"], abs=1e-6)
+    assert report["duration_s"] == len(piped["waveform"]) / 16000
+    assert (report["threshold"], report["calibration_scale"]) == (config.decision_threshold, config.calibration_scale)
+    assert len(piped["timeline"]) == {"wav": 1, "mp3": 1, "long": 2, "many_windows": 19}[name]
+    for window, piped_window in zip(report["windows"], piped["timeline"], strict=True):
+        assert window == pytest.approx(piped_window, abs=1e-6)
+    assert set(report) == {
+        "verdict", "verdict_text", "spoof_probability", "probabilities", "score", "threshold", "calibration_scale",
+        "smoke_test", "js_divergence", "duration_s", "windows",
+    }  # fmt: skip
+
+
+def test_space_refuses_what_the_pipeline_refuses(client, detector, clips):
+    """Over `SONAR_MAX_DURATION_S` (300 s by default) the Space answers with the pipeline's own refusal, which names
+    the limit and is read from the header."""
+    with pytest.raises(ValueError, match="at most 5 minutes") as refused_by_pipeline:
+        detector(str(clips["ten_minutes"]), max_duration_s=300)
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as refused_by_space:
+        predict(client, clips["ten_minutes"])
+    assert str(refused_by_pipeline.value) in str(refused_by_space.value)
+
+
 def import_app(monkeypatch, model: Path, name: str):
     """`space/app.py` imported in this process (not launched) with `SONAR_MODEL=model`."""
     monkeypatch.setenv("SONAR_MODEL", str(model))
@@ -284,7 +334,7 @@ def test_without_a_model_the_page_says_how_to_make_one(tmp_path, monkeypatch):
     import gradio as gr
 
     app = import_app(monkeypatch, tmp_path / "missing", "space_app_without_model")
-    assert app.MODEL is None
+    assert app.DETECTOR is None
     page_text = " ".join(str(block.value) for block in app.demo.blocks.values() if isinstance(block, gr.Markdown))
     assert "No model loaded" in page_text and "outputs/tiny_demo/model" in page_text and "SONAR_MODEL" in page_text
     assert "from `missing`" in page_text and "Model: `missing`" in page_text
@@ -292,6 +342,23 @@ def test_without_a_model_the_page_says_how_to_make_one(tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match="SONAR_MODEL") as refused:
         app.detect(str(EXAMPLES / "real_speech.flac"))
     assert_names_no_path(refused.value.message)
+
+
+def test_a_model_without_sonars_pipeline_is_not_served(tmp_path, monkeypatch):
+    """Another audio classifier builds transformers' generic pipeline, which has no views or timeline: the page says
+    so instead of failing on the first request."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    sizes = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16}
+    convolution = {"conv_dim": (8, 8), "conv_kernel": (10, 3), "conv_stride": (5, 2), "num_conv_pos_embeddings": 16}
+    config = Wav2Vec2Config(**sizes, **convolution, num_conv_pos_embedding_groups=2)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path / "wav2vec2")
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path / "wav2vec2")
+    app = import_app(monkeypatch, tmp_path / "wav2vec2", "space_app_not_sonar")
+    assert (
+        app.DETECTOR is None
+        and app.MODEL_ERROR == "`wav2vec2` has no SONAR pipeline that returns its views: save it again."
+    )
 
 
 def test_baseline_model_with_short_windows_and_no_threshold(tmp_path, monkeypatch):
@@ -303,11 +370,11 @@ def test_baseline_model_with_short_windows_and_no_threshold(tmp_path, monkeypatc
     app = import_app(monkeypatch, tmp_path, "space_app_baseline")
 
     clip = str(EXAMPLES / "real_then_generated.flac")  # 5 s in 2 s windows every 1 s
-    report = app.detect(clip)
+    report, views = app.detect(clip)
     assert (report["threshold"], report["calibration_scale"], report["smoke_test"]) == (0.0, 1.0, False)
-    assert report["js_divergence"] is None
+    assert report["js_divergence"] is None and views["noise_waveform"] is None
     assert [window["start_s"] for window in report["windows"]] == [0.0, 1.0, 2.0, 3.0]
-    probabilities, words, timeline, spectrogram, noise_spectrogram, noise_audio = app.explain(clip, report)
+    probabilities, words, timeline, spectrogram, noise_spectrogram, noise_audio = app.explain(report, views)
     assert probabilities == report["probabilities"] and "threshold" in words and "Jensen-Shannon" not in words
     assert "Smoke test" not in words and "smoke-test" not in report["verdict_text"]
     assert timeline.visible and spectrogram is not None
@@ -343,7 +410,7 @@ def test_page_in_chromium(server, clips, expected, tmp_path):
 
             page.goto(server)  # a refused clip: the page says why instead of a verdict
             page.locator("input[type=file]").first.set_input_files(str(clips["text"]))
-            sync_api.expect(page.get_by_text("notes.wav could not be decoded as audio").first).to_be_visible()
+            sync_api.expect(page.get_by_text("Could not decode 'notes.wav' as audio").first).to_be_visible()
             sync_api.expect(page.locator("#verdict")).not_to_contain_text("(generated)")
         finally:
             context.close()
@@ -358,7 +425,87 @@ def test_a_smoke_test_model_says_so_beside_the_verdict(model_dir, monkeypatch):
     page_text = " ".join(str(block.value) for block in app.demo.blocks.values() if isinstance(block, gr.Markdown))
     assert "This model is a smoke test, not a detector" in page_text
     clip = str(EXAMPLES / "real_speech.flac")
-    report = app.detect(clip)
-    words = app.explain(clip, report)[1]
+    report, views = app.detect(clip)
+    words = app.explain(report, views)[1]
     assert words.startswith(f"### {report['verdict_text'][0].upper()}") and "smoke-test model" in words
     assert "Smoke test, not a detector" in words
+
+
+def test_one_decode_per_request_and_the_plots_show_what_the_model_saw(model_dir, clips, monkeypatch):
+    """`detect` decodes the file once, in the pipeline; `explain` draws the samples the pipeline scored and the model's
+    noise view of them (the first 30 s) without reading the file again. An upload over `SONAR_MAX_FILE_MB` is
+    refused before anything is decoded."""
+    import gradio as gr
+
+    monkeypatch.setenv("SONAR_MAX_FILE_MB", "0.01")
+    app = import_app(monkeypatch, model_dir, "space_app_one_decode")
+    pipeline_code = sys.modules[type(app.DETECTOR).__module__]
+    decoded, decode = [], pipeline_code.load_audio
+    monkeypatch.setattr(
+        pipeline_code, "load_audio", lambda audio, *args: decoded.append(audio) or decode(audio, *args)
+    )
+
+    with pytest.raises(gr.Error, match=r"real_speech\.flac is 0\.\d MB; this Space accepts files up to 0\.01 MB"):
+        app.detect(str(EXAMPLES / "real_speech.flac"))
+    assert decoded == []
+
+    monkeypatch.setattr(app, "MAX_FILE_MB", 20.0)
+    clip = str(clips["many_windows"])
+    report, views = app.detect(clip)
+    probabilities, words, timeline, spectrogram, noise_spectrogram, noise_audio = app.explain(report, views)
+    assert decoded == [clip]
+    json.dumps(report)  # plain JSON: the samples stay out of `/predict`
+    assert timeline.visible and noise_spectrogram.visible and noise_audio.visible and "40.0 s scored" in words
+
+    piped = app.DETECTOR(clip, return_views=True)
+    shown = 30 * 16000
+    assert report["duration_s"] == 40.0 and views["waveform"].shape == views["noise_waveform"].shape == (shown,)
+    np.testing.assert_array_equal(views["waveform"], piped["waveform"][:shown])
+    np.testing.assert_allclose(views["noise_waveform"], piped["noise_waveform"][:shown], atol=1e-6)
+
+
+def test_onnx_backend_problems_are_said_on_the_page(model_dir, tmp_path, monkeypatch):
+    """`SONAR_BACKEND` goes to the pipeline; what it refuses (an unknown backend, a model without its ONNX export,
+    no onnxruntime) the page says in words that name no server path."""
+    monkeypatch.setenv("SONAR_BACKEND", "tensorrt")
+    app = import_app(monkeypatch, model_dir, "space_app_unknown_backend")
+    assert app.DETECTOR is None and "must be pytorch, onnx or onnx-int8" in app.MODEL_ERROR
+
+    monkeypatch.setenv("SONAR_BACKEND", "onnx")
+    app = import_app(monkeypatch, model_dir, "space_app_without_onnx_files")
+    assert app.DETECTOR is None and "export_sonar.py" in app.MODEL_ERROR and str(model_dir) not in app.MODEL_ERROR
+
+    exported = tmp_path / "exported"
+    shutil.copytree(model_dir, exported)
+    (exported / "onnx").mkdir()
+    (exported / "onnx" / "model.onnx").write_bytes(b"")  # found, never opened: the import of onnxruntime fails first
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    app = import_app(monkeypatch, exported, "space_app_without_onnxruntime")
+    assert app.DETECTOR is None and "needs ONNX Runtime: add `onnxruntime`" in app.MODEL_ERROR
+    assert str(tmp_path) not in app.MODEL_ERROR
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every absolute import in one Python file, optional imports inside functions included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_space_deploys_with_the_model_folder_and_its_requirements():
+    """app.py has no decoder and no project package of its own: the model's pipeline, which comes with the model,
+    does the work. So the Space's requirements.txt must install what that code imports (soundfile, torchcodec and
+    torchaudio for decoding and resampling) and what app.py imports; gradio comes from the Space's `sdk_version`,
+    onnxruntime only for `SONAR_BACKEND=onnx`."""
+    app_imports = imported_modules(APP)
+    assert not app_imports & {"soundfile", "torchaudio", "torchcodec", "modeling_sonar", "sonar_training"}
+    lines = (APP.parent / "requirements.txt").read_text().splitlines()
+    required = {re.split(r"[<>=!~\[\s]", line)[0] for line in lines if line.strip() and not line.startswith("#")}
+    model_code = set().union(*(imported_modules(path) for path in (REPO_ROOT / "modeling_sonar").glob("*.py")))
+    assert {"soundfile", "torchcodec", "torchaudio"} <= model_code
+    needed = (model_code | app_imports) - set(sys.stdlib_module_names) - {"gradio", "onnxruntime"}
+    assert needed <= required, f"space/requirements.txt lacks {sorted(needed - required)}"
