@@ -287,8 +287,8 @@ def test_space_backends_give_the_pytorch_verdict(tiny_export, monkeypatch, tmp_p
     reports = {}
     for backend in ("pytorch", "onnx", "onnx-int8"):
         app = import_space(monkeypatch, export_dir, backend, f"space_app_{backend.replace('-', '_')}")
-        assert app.MODEL_ERROR is None and (app.WINDOW_FORWARD is None) == (backend == "pytorch")
-        reports[backend] = app.detect(str(clip))
+        assert app.MODEL_ERROR is None and (app.DETECTOR.window_forward is None) == (backend == "pytorch")
+        reports[backend] = app.detect(str(clip))[0]
     reference = reports["pytorch"]
     for backend in ("onnx", "onnx-int8"):
         report = reports[backend]
@@ -297,4 +297,4 @@ def test_space_backends_give_the_pytorch_verdict(tiny_export, monkeypatch, tmp_p
     assert reports["onnx-int8"]["score"] != reference["score"]  # int8 really ran
 
     app = import_space(monkeypatch, model_dir, "onnx", "space_app_without_onnx")  # a folder without onnx/
-    assert app.MODEL is None and "export_sonar.py" in app.MODEL_ERROR and str(model_dir) not in app.MODEL_ERROR
+    assert app.DETECTOR is None and "export_sonar.py" in app.MODEL_ERROR and str(model_dir) not in app.MODEL_ERROR
