@@ -128,14 +128,111 @@ def uninterrupted(tiny_dataset, tmp_path_factory) -> Path:
     return output_dir
 
 
+# What users and tools read from training_state.json (each checkpoint) and trainer_state.json (the run), in order
+TRAINING_STATE_KEYS = [
+    "global_step",
+    "best_eer",
+    "best_threshold",
+    "best_calibration",
+    "best_step",
+    "evals_without_improvement",
+    "stopped_early",
+    "log_history",
+]
+TRAINER_STATE_KEYS = TRAINING_STATE_KEYS + ["max_train_steps", "steps_per_epoch", "results"]
+
+
 def test_checkpoints_rotate_and_model_folder(uninterrupted):
     assert sorted(path.name for path in uninterrupted.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-9"]
     state = json.loads((uninterrupted / "checkpoint-12" / "training_state.json").read_text())
+    assert list(state) == TRAINING_STATE_KEYS
     assert state["global_step"] == 12
     assert [entry["step"] for entry in state["log_history"] if "dev_eer" in entry] == [4, 8, 12]
+    run_state = trainer_state(uninterrupted)
+    assert list(run_state) == TRAINER_STATE_KEYS
+    assert (run_state["max_train_steps"], run_state["steps_per_epoch"]) == (12, 4)
+    assert [result["split"] for result in run_state["results"]] == ["eval"]
     card = (uninterrupted / "model" / "README.md").read_text()
     assert "model-index" in card and "decision_threshold" in card and "2511.21325" in card
     assert "## Score, threshold, probability" in card and "Smoke test" not in card
+    # the card's inputs: the best dev evaluation as trainer_state.json has it, the recipe without Hub settings
+    summary = json.loads((uninterrupted / "model" / "training_summary.json").read_text())
+    assert summary["dev"] == {
+        "eer": run_state["best_eer"],
+        "threshold": run_state["best_threshold"],
+        "step": run_state["best_step"],
+        "calibration": run_state["best_calibration"],
+    }
+    assert summary["results"] == run_state["results"]
+    recipe = summary["recipe"]
+    assert (recipe["output_dir"], recipe["num_processes"], recipe["max_steps"], recipe["preset"]) == (
+        ".",
+        1,
+        12,
+        "tiny",
+    )
+    assert recipe["dataset"] == "dataset" and not any(key.startswith("hub_") for key in recipe)
+
+
+def test_training_state_round_trips_through_a_checkpoint(tmp_path):
+    """save_checkpoint writes the typed state whole (with rotation, no partial folder left), and resuming restores
+    accelerate's state (the weights) and the loop's own state alike; no checkpoint means a fresh state."""
+    from accelerate import Accelerator
+
+    from sonar_training.checkpoints import TrainingState, list_checkpoints, save_checkpoint
+    from train_sonar import restore_training_state
+
+    accelerator = Accelerator()
+    model = torch.nn.Linear(3, 2)
+    model, optimizer = accelerator.prepare(model, torch.optim.AdamW(model.parameters()))
+    calibration = {"decision_threshold": -0.25, "calibration_scale": 1.5, "ece": 0.1, "brier": 0.2}
+    state = TrainingState(best_eer=12.5, best_threshold=-0.25, best_calibration=calibration, best_step=2)
+    state.log_history.append({"step": 2, "dev_eer": 12.5, "epoch": 0})
+    for step in (3, 6, 9):
+        state.global_step, state.evals_without_improvement = step, step // 3
+        save_checkpoint(accelerator, tmp_path, state, total_limit=2)
+    assert [path.name for path in list_checkpoints(tmp_path)] == ["checkpoint-6", "checkpoint-9"]
+    assert not list(tmp_path.glob("partial-*"))
+    assert list(json.loads((tmp_path / "checkpoint-9" / "training_state.json").read_text())) == TRAINING_STATE_KEYS
+    assert TrainingState.from_checkpoint(tmp_path / "checkpoint-9") == state
+
+    saved = {key: value.clone() for key, value in accelerator.unwrap_model(model).state_dict().items()}
+    with torch.no_grad():
+        accelerator.unwrap_model(model).weight.add_(1.0)
+    assert restore_training_state(accelerator, "latest", tmp_path) == state
+    for key, value in accelerator.unwrap_model(model).state_dict().items():
+        torch.testing.assert_close(value, saved[key])
+    assert restore_training_state(accelerator, None, tmp_path) == TrainingState()
+    assert restore_training_state(accelerator, "latest", tmp_path / "empty") == TrainingState()
+
+
+def test_logged_losses_are_means_over_micro_batches():
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    from sonar_training.checkpoints import TrainingState
+    from train_sonar import RunningLosses, log_losses
+
+    accelerator, state = Accelerator(), TrainingState(global_step=7)
+    running = RunningLosses()
+    for loss, ce_loss, js_loss in ((1.0, 0.5, 0.25), (2.0, 1.5, None)):
+        js_loss = None if js_loss is None else torch.tensor(js_loss)
+        outputs = SimpleNamespace(loss=torch.tensor(loss), ce_loss=torch.tensor(ce_loss), js_loss=js_loss)
+        running.add(outputs, num_clips=4)
+    assert (running.micro_batches, running.clips) == (2, 8)
+    values = log_losses(accelerator, state, running, learning_rate=1e-3, epoch=1, with_js_loss=True)
+    assert values == {
+        "loss": 1.5,
+        "ce_loss": 1.0,
+        "lr": 1e-3,
+        "epoch": 1,
+        "js_loss": 0.125,
+        "samples_per_second": pytest.approx(values["samples_per_second"]),
+    }
+    assert values["samples_per_second"] > 0
+    assert state.log_history == [{"step": 7, **values}]
+    assert "js_loss" not in log_losses(accelerator, state, running, learning_rate=1e-3, epoch=1, with_js_loss=False)
 
 
 def test_decision_is_fitted_on_the_dev_split(uninterrupted, tiny_dataset):
