@@ -1,4 +1,4 @@
-"""Tests for modeling_sonar/rawboost.py: shapes, determinism under a seed, the SSI SNR range, the filter band
+"""Tests for sonar_training/rawboost.py: shapes, determinism under a seed, the SSI SNR range, the filter band
 ranges, input checks, and equality with the first implementation (tests/rawboost_reference.py) under the same seed."""
 
 import numpy as np
