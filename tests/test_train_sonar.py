@@ -239,10 +239,11 @@ def test_decision_is_fitted_on_the_dev_split(uninterrupted, tiny_dataset):
     """The saved threshold is the dev EER threshold of the saved model, and the saved scale is the calibration fit of
     its dev scores at that threshold, whose ECE and Brier score the run reports."""
     from modeling_sonar import SonarForAudioClassification, sonar_verdict
+    from sonar_training.arguments import parse_args
     from sonar_training.data import load_sonar_dataset
     from sonar_training.metrics import compute_eer, fit_calibration_scale
     from sonar_training.scoring import calibration_summary, iter_scores
-    from train_sonar import get_dataloaders, parse_args
+    from train_sonar import get_dataloaders
 
     model = SonarForAudioClassification.from_pretrained(uninterrupted / "model")
     # the dev batches exactly as the run scored them (RawBoost on dev by default, as released)
@@ -266,8 +267,9 @@ def test_demo_corpus_is_recognised_and_its_model_marked_a_smoke_test(tmp_path):
     from datasets import Dataset
 
     from modeling_sonar import SonarConfig, sonar_verdict
+    from sonar_training.arguments import parse_args
     from sonar_training.model_card import render_model_card
-    from train_sonar import build_model, is_demo_corpus, parse_args
+    from train_sonar import build_model, is_demo_corpus
 
     demo = Dataset.from_dict({"speaker": ["DEMO_CB", "DEMO_HL", "DEMO_R1"], "label": [0, 1, 1]})
     assert is_demo_corpus(demo)
@@ -343,7 +345,7 @@ def test_diverging_loss_stops_with_a_message(tiny_dataset, tmp_path):
 
 
 def test_config_file_defaults_and_command_line_overrides(tmp_path):
-    from train_sonar import parse_args
+    from sonar_training.arguments import parse_args
 
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -433,7 +435,7 @@ def test_unreachable_hub_dataset_leaves_no_output_folder(tmp_path):
 
 
 def test_recipe_defaults_follow_the_released_code():
-    from train_sonar import parse_args
+    from sonar_training.arguments import parse_args
 
     _, data_args, args = parse_args([])
     assert (data_args.augment_full_clip, data_args.augment_dev, data_args.balanced_spoof_draw) == (True, True, "once")
@@ -459,8 +461,9 @@ def test_cosine_schedules():
 
 
 def test_dev_split_is_augmented_alike_at_every_evaluation(tiny_dataset):
+    from sonar_training.arguments import parse_args
     from sonar_training.data import load_sonar_dataset
-    from train_sonar import get_dataloaders, parse_args
+    from train_sonar import get_dataloaders
 
     splits = dict(load_sonar_dataset(str(tiny_dataset)))
     _, data_args, args = parse_args(["--rawboost_algo", "4", "--per_device_eval_batch_size", "3"])
