@@ -631,7 +631,6 @@ def training_recipe(
     model_args: ModelArguments,
     data_args: DataArguments,
     args: SonarTrainingArguments,
-    *,
     dataset_name: str,
     num_processes: int,
 ) -> dict:
@@ -686,16 +685,15 @@ def push_model_folder(model_dir: Path, state: TrainingState, args: SonarTraining
 def finish_run(
     accelerator: Accelerator,
     state: TrainingState,
-    *,
     budget: StepBudget,
     splits: dict[str, Dataset],
-    dataset_name: str,
-    model_args: ModelArguments,
-    data_args: DataArguments,
+    recipe: dict,
     args: SonarTrainingArguments,
 ) -> list[dict]:
     """After the loop: score the eval split (if any) with the best model; then, on the main process, the training
-    curves, the model card, trainer_state.json and the upload (`--push_to_hub`). Returns the eval results."""
+    curves, the model card (with `recipe`, see `training_recipe`), trainer_state.json and the upload
+    (`--push_to_hub`). Returns the eval results."""
+    dataset_name = recipe["dataset"]
     output_dir, model_dir = Path(args.output_dir), Path(args.output_dir) / MODEL_DIR
     results = []
     if "eval" in splits:
@@ -717,9 +715,6 @@ def finish_run(
     if not accelerator.is_main_process:
         return results
     plot_training_curves(state.log_history, model_dir / "training_curves.png")
-    recipe = training_recipe(
-        model_args, data_args, args, dataset_name=dataset_name, num_processes=accelerator.num_processes
-    )
     model_name = args.hub_model_id or output_dir.name
     save_model_card(model_dir, recipe=recipe, state=state, results=results, model_name=model_name)
     write_trainer_state(output_dir, state, budget, results)
@@ -766,16 +761,8 @@ def main(argv: list[str] | None = None) -> TrainingState:
         budget=budget,
         args=args,
     )
-    finish_run(
-        accelerator,
-        state,
-        budget=budget,
-        splits=splits,
-        dataset_name=dataset_name,
-        model_args=model_args,
-        data_args=data_args,
-        args=args,
-    )
+    recipe = training_recipe(model_args, data_args, args, dataset_name, accelerator.num_processes)
+    finish_run(accelerator, state, budget, splits, recipe, args)
     accelerator.end_training()
     return state
 
