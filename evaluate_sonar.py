@@ -48,9 +48,7 @@ from sonar_training.scoring import (
     iter_scores,
     read_score_file,
     score_lines,
-    summarize,
-    write_summary_and_plots,
-    write_verdicts,
+    write_report,
 )
 
 
@@ -229,13 +227,22 @@ def main():
             raise RuntimeError(f"{score_path} has {len(scores)} scores for {len(utt_ids)} utterances")
         score_array = np.array([float(scores[utt_id]) for utt_id in utt_ids])
         is_bonafide = np.asarray(dataset["label"][:]) == SONAR_BONAFIDE_ID
-        conditions = {column: dataset[column][:] for column in condition_columns}
-        summary = summarize(score_array, is_bonafide, conditions, asv_scores, tdcf_variant, args.merge_ties)
+        details = {"model": public_name(args.model), "dataset": public_name(args.dataset), "split": split}
         if args.asv_keys is not None:
-            summary["asv_phase"] = args.asv_phase
-        summary["calibration"] = write_verdicts(utt_ids, score_array, is_bonafide, config, output_dir)
-        summary.update(model=public_name(args.model), dataset=public_name(args.dataset), split=split)
-        write_summary_and_plots(summary, score_array, is_bonafide, output_dir, title=f"{summary['dataset']} {split}")
+            details["asv_phase"] = args.asv_phase
+        summary = write_report(
+            output_dir,
+            utt_ids,
+            score_array,
+            is_bonafide,
+            config,
+            conditions={column: dataset[column][:] for column in condition_columns},
+            title=f"{details['dataset']} {split}",
+            details=details,
+            asv_scores=asv_scores,
+            tdcf_variant=tdcf_variant,
+            merge_ties=args.merge_ties,
+        )
         logger.info(f"EER {summary['eer']:.3f}% on {len(utt_ids)} utterances; wrote {score_path} and summary.json")
     accelerator.end_training()
 

@@ -66,6 +66,7 @@ from sonar_training.metrics import fit_calibration_scale
 from sonar_training.model_card import public_name, write_model_card
 from sonar_training.plots import plot_training_curves
 from sonar_training.recipe import class_weights_from_priors, cosine_lr_lambda
+from sonar_training.release import IGNORE_PATTERNS
 from sonar_training.sampling import DEV_AUGMENTATION_EPOCH, SonarEpochSampler, SonarKeyedDataset
 from sonar_training.scoring import (
     DEFAULT_CONDITION_COLUMNS,
@@ -75,9 +76,7 @@ from sonar_training.scoring import (
     get_dataloader,
     score_dataloader,
     score_lines,
-    summarize,
-    write_summary_and_plots,
-    write_verdicts,
+    write_report,
 )
 
 
@@ -611,11 +610,16 @@ def score_eval_split(
     columns = [column for column in DEFAULT_CONDITION_COLUMNS if column in dataset.column_names]
     conditions = {column: [dataset[column][i] for i in order] for column in columns}
     is_bonafide = labels == model.config.bonafide_id
-    summary = summarize(scores, is_bonafide, conditions)
-    summary["calibration"] = write_verdicts(utt_ids, scores, is_bonafide, model.config, output_dir)
-    summary["dev_calibration"] = dev_calibration
-    write_summary_and_plots(summary, scores, is_bonafide, output_dir, title=f"{dataset.split or 'eval'}")
-    return summary
+    return write_report(
+        output_dir,
+        utt_ids,
+        scores,
+        is_bonafide,
+        model.config,
+        conditions=conditions,
+        title=f"{dataset.split or 'eval'}",
+        details={"dev_calibration": dev_calibration},
+    )
 
 
 def published_path(value: str, output_dir: Path) -> str:
@@ -678,7 +682,7 @@ def push_model_folder(model_dir: Path, state: TrainingState, args: SonarTraining
         repo_id=args.hub_model_id,
         folder_path=model_dir,
         commit_message=f"SONAR, best dev EER {state.best_eer:.2f}% at step {state.best_step}",
-        ignore_patterns=["checkpoint-*", "partial-checkpoint-*"],
+        ignore_patterns=IGNORE_PATTERNS,
     )
 
 

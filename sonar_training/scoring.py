@@ -193,14 +193,30 @@ def calibration_summary(spoof_probabilities: np.ndarray, is_bonafide: np.ndarray
     }
 
 
-def write_summary_and_plots(
-    summary: dict, scores: np.ndarray, is_bonafide: np.ndarray, output_dir: str | os.PathLike, title: str
-) -> None:
-    """Write `summary.json`, `roc.png` and `det.png` into `output_dir`: what every evaluation leaves next to its
-    score file."""
+def write_report(
+    output_dir: str | os.PathLike,
+    utt_ids: list[str],
+    scores: np.ndarray,
+    is_bonafide: np.ndarray,
+    config,
+    *,
+    conditions: dict[str, list],
+    title: str,
+    details: dict | None = None,
+    asv_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    tdcf_variant: str = "2021",
+    merge_ties: bool = False,
+) -> dict:
+    """Everything a scored split leaves beside its score file, the same from `evaluate_sonar.py` and from training:
+    `verdicts.tsv` (see `write_verdicts`), `summary.json` (see `summarize`, plus the calibration of the verdicts'
+    probabilities and `details`), `roc.png` and `det.png`. Returns the summary."""
     output_dir = Path(output_dir)
+    summary = summarize(scores, is_bonafide, conditions, asv_scores, tdcf_variant, merge_ties)
+    summary["calibration"] = write_verdicts(utt_ids, scores, is_bonafide, config, output_dir)
+    summary.update(details or {})
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     plot_roc_det(scores[is_bonafide], scores[~is_bonafide], output_dir, title=title)
+    return summary
 
 
 __all__ = [
@@ -218,6 +234,6 @@ __all__ = [
     "score_dataloader",
     "score_lines",
     "summarize",
-    "write_summary_and_plots",
+    "write_report",
     "write_verdicts",
 ]

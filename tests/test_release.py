@@ -19,6 +19,7 @@ import release_sonar
 from conftest import REPO_ROOT, make_speechlike
 from modeling_sonar import SonarConfig, SonarFeatureExtractor, SonarForAudioClassification
 from sonar_training.model_card import CARD_INPUTS_FILE, write_model_card
+from sonar_training.release import release
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,8 @@ def test_upload_calls_the_hub_as_the_dry_run_plans(model_dir, tmp_path, monkeypa
     calls = []
     for method in ("create_repo", "upload_folder", "add_space_variable"):
         monkeypatch.setattr(HfApi, method, lambda self, *a, _m=method, **k: calls.append((_m, a, k)))
-    plan = release_sonar.release(model_dir, "me/sonar", REPO_ROOT / "space", "me/sonar-demo", private=True)
-    dry = release_sonar.release(model_dir, "me/sonar", REPO_ROOT / "space", "me/sonar-demo", dry_run=tmp_path)
+    plan = release(model_dir, "me/sonar", REPO_ROOT / "space", "me/sonar-demo", private=True)
+    dry = release(model_dir, "me/sonar", REPO_ROOT / "space", "me/sonar-demo", dry_run=tmp_path)
     assert plan == {**dry, "private": True}
     creates = [k for m, _, k in calls if m == "create_repo"]
     assert [(c["repo_type"], c["private"]) for c in creates] == [("model", True), ("space", True)]
@@ -83,7 +84,7 @@ def test_upload_calls_the_hub_as_the_dry_run_plans(model_dir, tmp_path, monkeypa
 
 
 def test_released_folder_loads_without_the_package(model_dir, tmp_path):
-    release_sonar.release(model_dir, "me/sonar", dry_run=tmp_path)
+    release(model_dir, "me/sonar", dry_run=tmp_path)
     script = textwrap.dedent(
         f"""
         import sys
@@ -153,7 +154,7 @@ def test_upload_with_results_sends_the_new_card_and_keeps_the_folder(model_dir, 
 
     monkeypatch.setattr(HfApi, "create_repo", lambda self, *a, **k: None)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    plan = release_sonar.release(model_dir, "me/sonar", results=[f"DF21={evaluation_summary}"])
+    plan = release(model_dir, "me/sonar", results=[f"DF21={evaluation_summary}"])
     assert sent["me/sonar"]["files"] == plan["repos"][0]["files"]
     assert "| DF21 | eval | 7.50 | 0.2500 |" in sent["me/sonar"]["card"]
     assert checksums(model_dir) == before
