@@ -38,7 +38,7 @@ from pathlib import Path
 
 from transformers import pipeline
 
-from modeling_sonar import load_audio
+from modeling_sonar import SONAR_LABELS, load_audio
 from sonar_training.data import load_sonar_dataset
 
 out, dataset = Path(sys.argv[1]), sys.argv[2]
@@ -47,10 +47,9 @@ model_dir = out / "model"
 detector = pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)
 eval_split = load_sonar_dataset(dataset, "eval")
 labels = eval_split["label"][:]
-for wanted in (0, 1):  # the first bona fide and the first spoof recording of the eval split
-    row = eval_split[labels.index(wanted)]
+for truth in SONAR_LABELS:  # the first bona fide and the first spoof recording of the eval split
+    row = eval_split[labels.index(SONAR_LABELS.index(truth))]
     result = detector(load_audio(row["audio"]), return_timeline=True)
-    truth = eval_split.features["label"].int2str(wanted)
     print(f"{row['utt_id']} (truly {truth}): {result['verdict']}; score {result['score']:+.6f}, "
           f"p(spoof) {result['spoof_probability']:.6f}")
 summary = json.loads((out / "eval" / "summary.json").read_text())
