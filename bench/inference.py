@@ -37,6 +37,7 @@ import torch
 from transformers import Wav2Vec2ForSequenceClassification
 
 from modeling_sonar import SonarConfig, SonarForAudioClassification
+from modeling_sonar.audio_sonar import sonar_scores
 from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE, SONAR_WINDOW_LENGTH
 
 
@@ -175,7 +176,7 @@ def onnx_benchmark(model: SonarForAudioClassification, args: argparse.Namespace)
                     tic = time.perf_counter()
                     forward()
                     times[name].append(time.perf_counter() - tic)
-        torch_scores = (reference[:, 0] - reference[:, 1]).numpy()
+        torch_scores = sonar_scores(reference, model.config).numpy()
         for name in forwards:
             best = min(times[name])
             throughput = batch_size * clip_s / best

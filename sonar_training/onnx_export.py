@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from modeling_sonar import SonarFeatureExtractor, SonarForAudioClassification
+from modeling_sonar.audio_sonar import sonar_scores
 from modeling_sonar.configuration_sonar import SONAR_SAMPLING_RATE
 from modeling_sonar.onnx_sonar import SONAR_ONNX_DATA_SUFFIX, SONAR_ONNX_FILES, SONAR_ONNX_SUBFOLDER, SonarOnnxRunner
 
@@ -35,11 +36,10 @@ class SonarOnnxWindowModel(nn.Module):
     def __init__(self, model: SonarForAudioClassification):
         super().__init__()
         self.model = model
-        self.bonafide_id, self.spoof_id = model.config.bonafide_id, model.config.spoof_id
 
     def forward(self, input_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         logits, js_divergence, _, _ = self.model.forward_windows(input_values)
-        scores = logits[:, self.bonafide_id] - logits[:, self.spoof_id]
+        scores = sonar_scores(logits, self.model.config)
         return (logits, scores) if js_divergence is None else (logits, scores, js_divergence)
 
 
@@ -131,7 +131,7 @@ def sonar_onnx_parity(model: SonarForAudioClassification, runner: SonarOnnxRunne
     """Scores `windows` with both: the max |score difference|, the max |JS difference| and whether labels agree."""
     with torch.inference_mode():
         logits, js, _, _ = model.float().eval().forward_windows(torch.from_numpy(windows))
-    scores = (logits[:, model.config.bonafide_id] - logits[:, model.config.spoof_id]).numpy()
+    scores = sonar_scores(logits, model.config).numpy()
     outputs = runner(windows)
     return {
         "max_abs_score_diff": float(np.abs(outputs["scores"] - scores).max()),
