@@ -13,13 +13,15 @@ from huggingface_hub.utils import filter_repo_objects
 
 from modeling_sonar import SonarConfig
 
+from .checkpoints import CHECKPOINT_PREFIX, PARTIAL_PREFIX
 from .model_card import CARD_INPUTS_FILE, public_name, render_model_card
 
 
+# Checkpoints (and a checkpoint being written) are named by `checkpoints.py`; they never leave the machine.
 IGNORE_PATTERNS = [
-    "checkpoint-*",
-    "checkpoint-*/**",
-    "partial-checkpoint-*",
+    f"{CHECKPOINT_PREFIX}*",
+    f"{CHECKPOINT_PREFIX}*/**",
+    f"{PARTIAL_PREFIX}{CHECKPOINT_PREFIX}*",
     "**/__pycache__/**",
     "__pycache__/**",
     "*.pyc",
