@@ -32,13 +32,19 @@ def _source_name(audio: dict | str | os.PathLike | bytes) -> str:
     return repr(os.path.basename(os.fspath(audio)))
 
 
-class _AudioTooLong(ValueError):
-    """A recording over `max_duration_s`: read from the header, so the other decoder need not try."""
+class AudioTooLongError(ValueError):
+    """A recording over `max_duration_s`, found from its header: the other decoder need not try it."""
 
 
-def _too_long(name: str, duration_s: float, max_duration_s: float) -> ValueError:
-    return _AudioTooLong(
-        f"{name} lasts {duration_s / 60:.1f} minutes; at most {max_duration_s / 60:g} minutes are scored here. "
+def _duration(seconds: float, spec: str) -> str:
+    """A duration in minutes from one minute up, else in seconds, its number formatted by `spec`."""
+    value, unit = (seconds / 60, "minutes") if seconds >= 60 else (seconds, "s")
+    return f"{value:{spec}} {unit}"
+
+
+def _too_long(name: str, duration_s: float, max_duration_s: float) -> AudioTooLongError:
+    return AudioTooLongError(
+        f"{name} lasts {_duration(duration_s, '.1f')}; at most {_duration(max_duration_s, 'g')} are scored here. "
         "Trim the recording."
     )
 
@@ -113,7 +119,7 @@ def load_audio(
         try:
             channels, rate = decode(source, name, max_duration_s)
             break
-        except _AudioTooLong:
+        except AudioTooLongError:
             raise
         except Exception as error:  # each decoder has its own error types; their messages may name server paths
             errors.append(error)
@@ -244,6 +250,7 @@ def sonar_timeline(num_samples: int, window_logits: torch.Tensor, config: SonarC
 
 
 __all__ = [
+    "AudioTooLongError",
     "SMOKE_TEST_NOTE",
     "SONAR_VERDICT_NAMES",
     "load_audio",
